@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/rstwatch/rstwatch/filter"
+	"github.com/rstwatch/rstwatch/sniff"
+)
+
+func watchCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "watch",
+		Usage:     "print every TCP reset on every interface as it happens (the default command)",
+		UsageText: "rstwatch [watch] [-i NAME]... [--port N]... [--host ADDR]... [-c N] [--duration D] [--json]",
+		Description: `Opens one capture on all interfaces at once (loopback included, IPv4 and IPv6;
+loopback's duplicate copy is dropped in the kernel, forwarded copies in user space)
+and prints one line per TCP reset:
+
+   15:13:13.476095 lo local 127.0.0.1.7211 > 127.0.0.1.41838: Flags [R.], seq 0, ack 2154306035, win 0, length 0
+
+direction is "in" (from another host), "out" (to another host) or "local" (both
+ends on this host). --port and --host are compiled into the kernel filter.
+
+Examples:
+   rstwatch                              every reset on every interface
+   rstwatch watch -i lo --port 7211      resets on loopback to or from port 7211
+   rstwatch watch --json -c 100          the next 100 resets as JSON lines
+   rstwatch watch --host 2001:db8::1 --duration 1m
+
+Needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep rstwatch).`,
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: flagInterface, Aliases: []string{"i"}, Usage: "capture on interface `NAME` (repeatable; default: all, including ones added later)"},
+			&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object per reset per line, nothing else on stdout"},
+			&cli.IntFlag{Name: flagCount, Aliases: []string{"c"}, Usage: "stop after `N` resets (0: no limit)"},
+			&cli.DurationFlag{Name: flagDuration, Usage: "stop after duration `D` (e.g. 30s, 5m; 0: no limit)"},
+			&cli.IntSliceFlag{Name: flagPort, Usage: "only resets to or from TCP port `N` (repeatable)"},
+			&cli.StringSliceFlag{Name: flagHost, Usage: "only resets to or from `ADDR`, IPv4 or IPv6 (repeatable)"},
+		},
+		Action: runWatch,
+	}
+}
+
+// captureFlags turns the flags shared by capturing commands into a sniff
+// configuration, reporting bad values as usage errors.
+func captureFlags(c *cli.Context) (*sniff.Config, error) {
+	cfg := &sniff.Config{Interfaces: c.StringSlice(flagInterface)}
+	ports := c.IntSlice(flagPort)
+	if len(ports) > filter.MaxPorts {
+		return nil, usagef("at most %d --%s values", filter.MaxPorts, flagPort)
+	}
+	for _, p := range ports {
+		if p < 1 || p > 65535 {
+			return nil, usagef("invalid --%s %d: want 1-65535", flagPort, p)
+		}
+		cfg.Filter.Ports = append(cfg.Filter.Ports, uint16(p))
+	}
+	hosts := c.StringSlice(flagHost)
+	if len(hosts) > filter.MaxHosts {
+		return nil, usagef("at most %d --%s values", filter.MaxHosts, flagHost)
+	}
+	for _, h := range hosts {
+		a, err := netip.ParseAddr(strings.TrimSpace(h))
+		if err != nil || a.Zone() != "" {
+			return nil, usagef("invalid --%s %q: want an IPv4 or IPv6 address", flagHost, h)
+		}
+		cfg.Filter.Hosts = append(cfg.Filter.Hosts, a.Unmap())
+	}
+	if c.Int(flagCount) < 0 {
+		return nil, usagef("invalid --%s %d: want 0 or more", flagCount, c.Int(flagCount))
+	}
+	if c.Duration(flagDuration) < 0 {
+		return nil, usagef("invalid --%s %v: want 0 or more", flagDuration, c.Duration(flagDuration))
+	}
+	if c.Args().Len() > 0 {
+		return nil, usagef("unexpected argument %q (filters are flags: --port, --host, -i)", c.Args().First())
+	}
+	return cfg, nil
+}
+
+// openCapture opens the capture and turns its failures into the errors a
+// user can act on.
+func openCapture(cfg *sniff.Config) (*sniff.Sniffer, error) {
+	s, err := sniff.Open(cfg)
+	var unknown *sniff.UnknownInterfaceError
+	switch {
+	case err == nil:
+		return s, nil
+	case errors.As(err, &unknown):
+		return nil, usageError{unknown}
+	case errors.Is(err, os.ErrPermission):
+		return nil, privilegeError(err)
+	}
+	return nil, fmt.Errorf("open capture: %w", err)
+}
+
+// listeningLine is what rstwatch says on stderr once the capture is armed.
+func listeningLine(cfg *sniff.Config, ifaces []sniff.Interface) string {
+	names := make([]string, len(ifaces))
+	for i, ifi := range ifaces {
+		names[i] = string(appendSafe(nil, ifi.Name))
+	}
+	if len(cfg.Interfaces) == 0 {
+		return fmt.Sprintf("listening on all interfaces (%s), capturing TCP resets", strings.Join(names, ", "))
+	}
+	return fmt.Sprintf("listening on %s, capturing TCP resets", strings.Join(names, ", "))
+}
+
+func runWatch(c *cli.Context) error {
+	cfg, err := captureFlags(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Context
+	if d := c.Duration(flagDuration); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	s, err := openCapture(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Fprintln(c.App.ErrWriter, listeningLine(cfg, s.Interfaces()))
+
+	out := bufio.NewWriterSize(c.App.Writer, 64<<10)
+	n, err := watchLoop(ctx, s, out, c.Bool(flagJSON), c.Int(flagCount))
+	if ferr := out.Flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("write output: %w", ferr)
+	}
+	reportCapture(c.App.ErrWriter, s, n)
+	return err
+}
+
+// watchLoop prints resets until ctx ends or limit resets were printed, and
+// returns how many it printed.
+func watchLoop(ctx context.Context, s *sniff.Sniffer, out *bufio.Writer, asJSON bool, limit int) (int, error) {
+	// Ending the context unblocks Next through a deadline in the past.
+	stop := context.AfterFunc(ctx, func() { _ = s.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	var (
+		ev  sniff.Event
+		buf = make([]byte, 0, 512)
+		n   int
+	)
+	for limit == 0 || n < limit {
+		if err := s.Next(&ev); err != nil {
+			if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+				return n, nil
+			}
+			return n, fmt.Errorf("capture: %w", err)
+		}
+		if !ev.Flags.Has(sniff.FlagRST) {
+			continue
+		}
+		n++
+		if asJSON {
+			buf = appendJSON(buf[:0], &ev)
+		} else {
+			buf = appendText(buf[:0], &ev)
+		}
+		buf = append(buf, '\n')
+		if _, err := out.Write(buf); err != nil {
+			return n, fmt.Errorf("write output: %w", err)
+		}
+		// Flush before Next may block, so lines appear as they happen
+		// while a storm is still written in large chunks.
+		if s.Buffered() == 0 {
+			if err := out.Flush(); err != nil {
+				return n, fmt.Errorf("write output: %w", err)
+			}
+		}
+	}
+	return n, nil
+}
+
+// reportCapture prints the closing summary, as tcpdump does.
+func reportCapture(w io.Writer, s *sniff.Sniffer, n int) {
+	st, err := s.Stats()
+	if err != nil {
+		fmt.Fprintf(w, "%d resets captured (kernel statistics unavailable: %v)\n", n, err)
+		return
+	}
+	fmt.Fprintf(w, "%d resets captured, %d dropped by kernel\n", n, st.Drops)
+	fmt.Fprintf(w, "%d packets received by filter\n", st.Packets)
+}

@@ -1,0 +1,15 @@
+// Package sniff captures TCP resets from AF_PACKET sockets and decodes them.
+//
+// The decoder (Segment.Decode) is OS-neutral and allocation-free: it reads an
+// IPv4 or IPv6 packet, walks IPv6 extension headers, and fills a caller-owned
+// Segment whose fields alias nothing but the caller's buffer. It is the only
+// code that touches unvalidated packet bytes.
+//
+// The capture (Open, Sniffer) is Linux-only and needs CAP_NET_RAW. It opens
+// one SOCK_DGRAM packet socket bound to every interface (ifindex 0), so every
+// link type delivers the IP header at offset 0, attaches the classic BPF
+// program from package filter before bind(2), and reads batches with
+// recvmmsg(2) into preallocated buffers, keeping the interface index, the
+// packet type (direction) and the kernel's nanosecond timestamp of each
+// packet. The read path allocates nothing per packet.
+package sniff

@@ -1,0 +1,118 @@
+package sniff
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+
+	"github.com/rstwatch/rstwatch/filter"
+)
+
+var errUnimplemented = fmt.Errorf("sniff: capture not implemented on %s", runtime.GOOS)
+
+// Defaults for Config.
+const (
+	DefaultBatch      = 64
+	DefaultReadBuffer = 4 << 20
+)
+
+// Config configures Open. A nil *Config means defaults: every interface,
+// resets only, this network namespace.
+type Config struct {
+	// Filter narrows the capture in the kernel (ports, hosts, SYNs for
+	// attribution, snaplen). Its Interfaces field is set by Open from
+	// Interfaces below.
+	Filter filter.Options
+	// Interfaces names the interfaces to capture on; empty means all,
+	// including interfaces that appear after Open.
+	Interfaces []string
+	// NetNS is the path of the network namespace to capture in (for example
+	// /run/netns/NAME); empty means the caller's.
+	NetNS string
+	// Batch is how many packets one recvmmsg(2) may return.
+	Batch int
+	// ReadBuffer is the socket receive buffer in bytes (SO_RCVBUFFORCE when
+	// permitted, else SO_RCVBUF capped by net.core.rmem_max).
+	ReadBuffer int
+}
+
+// Stats are the capture's kernel counters, accumulated since Open (the
+// kernel zeroes PACKET_STATISTICS on every read).
+type Stats struct {
+	// Packets is the number of packets that passed the filter, including
+	// those dropped.
+	Packets uint64
+	// Drops is the number of packets the kernel dropped because the socket
+	// buffer was full.
+	Drops uint64
+}
+
+// Interface is an interface the capture covers.
+type Interface struct {
+	Index int
+	Name  string
+}
+
+// UnknownInterfaceError reports an interface name that does not exist.
+type UnknownInterfaceError struct {
+	Name      string
+	Available []string
+}
+
+func (e *UnknownInterfaceError) Error() string {
+	return fmt.Sprintf("unknown interface %q (available: %s)", e.Name, strings.Join(e.Available, ", "))
+}
+
+var _ io.Closer = (*Sniffer)(nil)
+
+// Next returns the next TCP segment that the filter passed, decoded,
+// skipping packets that do not decode and forwarded copies of a segment
+// already returned. It blocks until a packet arrives, the read deadline
+// passes (an error matching os.ErrDeadlineExceeded) or the Sniffer is
+// closed. e's Data and Payload alias the capture buffer until the next call.
+// Next allocates nothing.
+func (s *Sniffer) Next(e *Event) error {
+	for {
+		for s.pos < len(s.batch) {
+			p := &s.batch[s.pos]
+			s.pos++
+			if err := e.Segment.Decode(p.Data); err != nil {
+				s.undecodable++
+				continue
+			}
+			e.Time, e.Ifindex, e.Len, e.Data = p.Time, p.Ifindex, p.Len, p.Data
+			e.Direction = DirectionOf(p.PktType, p.HAType)
+			if s.dedup.Duplicate(e) {
+				s.duplicates++
+				continue
+			}
+			e.Ifname = s.IfName(p.Ifindex)
+			return nil
+		}
+		batch, err := s.read()
+		if err != nil {
+			return err
+		}
+		s.batch, s.pos = batch, 0
+	}
+}
+
+// Undecodable returns how many captured packets did not decode as TCP, and
+// Duplicates how many were forwarded copies suppressed by Next.
+func (s *Sniffer) Undecodable() uint64 { return s.undecodable }
+
+// Duplicates returns how many forwarded copies Next suppressed.
+func (s *Sniffer) Duplicates() uint64 { return s.duplicates }
+
+// Interfaces returns the interfaces the capture covers, as of Open.
+func (s *Sniffer) Interfaces() []Interface { return s.ifaces }
+
+// IsClosed reports whether err means the Sniffer was closed.
+func IsClosed(err error) bool { return errors.Is(err, errClosed) }
+
+// Buffered returns how many packets of the current batch Next has not
+// returned yet; when it is 0 the next call may block, so a caller that
+// buffers output flushes then.
+func (s *Sniffer) Buffered() int { return len(s.batch) - s.pos }
