@@ -32,6 +32,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			watchCommand(),
 		},
 		HideHelpCommand: true,
+		// Reached only for an unknown command: defaultCommand turned every
+		// other command line into one that names a command.
+		Action: func(c *cli.Context) error {
+			var names []string
+			for _, cmd := range c.App.Commands {
+				names = append(names, cmd.Name)
+			}
+			return usagef("unknown command %q (commands: %s)", c.Args().First(), strings.Join(names, ", "))
+		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err}
 		},

@@ -135,7 +135,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown_flag", []string{"--bogus"}, "flag provided but not defined: -bogus"},
 		{"stray_argument", []string{"watch", "port", "80"}, "unexpected argument \"port\""},
 		{"unknown_interface", []string{"-i", "no-such-if0"}, "unknown interface \"no-such-if0\" (available: "},
-		{"unknown_command", []string{"wtach"}, "No help topic for 'wtach'"},
+		{"unknown_command", []string{"wtach"}, `unknown command "wtach" (commands: watch`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr, code := run(t, exec.Command(binary, tt.args...))
