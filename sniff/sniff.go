@@ -4,13 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 
 	"github.com/rstwatch/rstwatch/filter"
 )
-
-var errUnimplemented = fmt.Errorf("sniff: capture not implemented on %s", runtime.GOOS)
 
 // Defaults for Config.
 const (

@@ -333,7 +333,6 @@ func (s *Sniffer) IfName(i int) string {
 // Close ends the capture.
 func (s *Sniffer) Close() error { return s.conn.Close() }
 
-
 // sizeofAuxdata is sizeof(struct tpacket_auxdata), which x/sys/unix does
 // not export.
 const sizeofAuxdata = int(unsafe.Sizeof(unix.TpacketAuxdata{}))

@@ -3,7 +3,9 @@
 package sniff
 
 import (
+	"fmt"
 	"net"
+	"runtime"
 	"time"
 )
 
@@ -35,3 +37,5 @@ func (s *Sniffer) IfName(int) string { return "" }
 
 // Close is only implemented on Linux.
 func (s *Sniffer) Close() error { return errUnimplemented }
+
+var errUnimplemented = fmt.Errorf("sniff: capture not implemented on %s", runtime.GOOS)

@@ -2,11 +2,7 @@ package netns
 
 import (
 	"errors"
-	"fmt"
-	"runtime"
 )
-
-var errUnimplemented = fmt.Errorf("netns: not implemented on %s", runtime.GOOS)
 
 // ErrNotNamespace is returned when a path does not name a network namespace.
 var ErrNotNamespace = errors.New("not a network namespace")
