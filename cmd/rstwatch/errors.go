@@ -47,5 +47,11 @@ func exitCode(err error) int {
 
 // privilegeError explains a capture that the kernel refused.
 func privilegeError(err error) error {
+	// Quote the failing syscall only ("socket: operation not permitted"),
+	// not the layers of net.OpError around it.
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		err = se
+	}
 	return usageError{fmt.Errorf("capturing packets needs CAP_NET_RAW: run as root or grant it with `setcap cap_net_raw+ep rstwatch` (%v)", err)}
 }
