@@ -39,12 +39,7 @@ const (
 	blockInterface       = 0x00000001
 	blockPacket          = 0x00000002 // obsolete
 	blockSimplePacket    = 0x00000003
-	blockNameResolution  = 0x00000004
-	blockInterfaceStats  = 0x00000005
 	blockEnhancedPacket  = 0x00000006
-	blockDecryptSecrets  = 0x0000000a
-	blockCustom          = 0x00000bad
-	blockCustomNoCopy    = 0x40000bad
 	blockHeaderLen       = 8  // type, total length
 	blockTrailerLen      = 4  // total length again
 	minBlockLen          = 12 // header and trailer
@@ -456,8 +451,9 @@ func (r *Reader) nextPcapNG() (Packet, error) {
 		switch typ {
 		case blockInterface, blockEnhancedPacket, blockSimplePacket, blockPacket:
 		default:
-			// Name resolution, interface statistics, decryption secrets,
-			// custom and unknown blocks: skip without buffering.
+			// Name resolution (4), interface statistics (5), decryption
+			// secrets (10), custom (0xbad, 0x40000bad) and unknown blocks:
+			// skip without buffering.
 			if err := r.discard(int(length) - minBlockLen); err != nil {
 				return Packet{}, blockError(start, err, "truncated block of type 0x%08x", typ)
 			}

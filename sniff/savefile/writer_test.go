@@ -3,7 +3,10 @@ package savefile_test
 import (
 	"bytes"
 	"errors"
+	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -251,5 +254,46 @@ func TestWriterErrors(t *testing.T) {
 	checkReadErr(t, res.err)
 	if len(res.packets) != 1 || !res.packets[0].Time.Equal(time.Unix(5, 0)) {
 		t.Errorf("got %d packets (%v), want one at 5s", len(res.packets), res.packets)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/savefile")
+
+// TestWriterGolden compares the writers' output with files that Wireshark
+// has read (see TestTShark), so that format changes are deliberate. Run
+// with -update to rewrite them.
+func TestWriterGolden(t *testing.T) {
+	for _, format := range []string{"pcapng", "pcap"} {
+		t.Run(format, func(t *testing.T) {
+			var buf bytes.Buffer
+			var w savefile.Writer = savefile.NewPcapWriter(&buf)
+			if format == "pcapng" {
+				w = savefile.NewPcapNGWriter(&buf)
+			}
+			for _, c := range testCaptures() {
+				if len(c.ip) > 100 {
+					continue // keep the golden files small
+				}
+				if err := w.WritePacket(c.ci, c.ip); err != nil {
+					t.Fatalf("failed to write packet: %v", err)
+				}
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatalf("failed to flush: %v", err)
+			}
+			path := filepath.Join("..", "..", "testdata", "savefile", "writer."+format)
+			if *update {
+				if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+					t.Fatalf("failed to update golden file: %v", err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("failed to read golden file: %v", err)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Errorf("output differs from %s (run with -update if intended):\ngot  %x\nwant %x", path, buf.Bytes(), want)
+			}
+		})
 	}
 }
