@@ -67,8 +67,11 @@ type Packet struct {
 	Ifindex int
 	PktType uint8  // sll_pkttype
 	HAType  uint16 // sll_hatype
-	Len     int    // length of the IP packet on the wire
-	Data    []byte // captured bytes, starting at the IP header
+	// Proto is sll_protocol, the ethertype (0x0800 or 0x86dd after the
+	// filter), in host byte order.
+	Proto uint16
+	Len   int    // length of the IP packet on the wire
+	Data  []byte // captured bytes, starting at the IP header
 }
 
 // Event is a decoded TCP segment with where and when it was seen. Data

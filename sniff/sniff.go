@@ -75,7 +75,10 @@ func (s *Sniffer) Next(e *Event) error {
 		for s.pos < len(s.batch) {
 			p := &s.batch[s.pos]
 			s.pos++
-			if err := e.Segment.Decode(p.Data); err != nil {
+			// The kernel filter checks the ethertype and the version nibble
+			// separately; the IP stack would drop a packet where they
+			// disagree, so do not report it either.
+			if err := e.Segment.Decode(p.Data); err != nil || !familyMatches(e.Family, p.Proto) {
 				s.undecodable++
 				continue
 			}
@@ -113,3 +116,8 @@ func IsClosed(err error) bool { return errors.Is(err, errClosed) }
 // returned yet; when it is 0 the next call may block, so a caller that
 // buffers output flushes then.
 func (s *Sniffer) Buffered() int { return len(s.batch) - s.pos }
+
+// familyMatches reports whether an IP family agrees with an ethertype.
+func familyMatches(f Family, ethertype uint16) bool {
+	return f == IPv4 && ethertype == 0x0800 || f == IPv6 && ethertype == 0x86dd
+}

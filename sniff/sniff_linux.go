@@ -1,6 +1,7 @@
 package sniff
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -248,6 +249,8 @@ func (s *Sniffer) read() ([]Packet, error) {
 		p.Ifindex = int(a.Ifindex)
 		p.PktType = a.Pkttype
 		p.HAType = a.Hatype
+		// sll_protocol is stored in network byte order (packet(7)).
+		p.Proto = binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Protocol))[:])
 		ctrl := s.ctrl[i*s.ctrlLen : i*s.ctrlLen+int(m.Hdr.Controllen)]
 		p.Time, p.Len = parseCmsgs(ctrl)
 		if p.Time.IsZero() {

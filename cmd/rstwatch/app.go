@@ -15,6 +15,9 @@ const (
 	flagDuration  = "duration"
 	flagPort      = "port"
 	flagHost      = "host"
+	flagWrite     = "write"
+	flagPcap      = "pcap"
+	flagRead      = "read"
 )
 
 // newApp returns the rstwatch command line application writing to stdout

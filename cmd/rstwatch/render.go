@@ -18,7 +18,11 @@ const (
 func appendText(b []byte, e *sniff.Event) []byte {
 	b = e.Time.AppendFormat(b, textTime)
 	b = append(b, ' ')
-	b = appendSafe(b, e.Ifname)
+	if e.Ifname == "" {
+		b = append(b, '-') // a capture file that names no interface
+	} else {
+		b = appendSafe(b, e.Ifname)
+	}
 	b = append(b, ' ')
 	b = append(b, e.Direction.String()...)
 	b = append(b, ' ')

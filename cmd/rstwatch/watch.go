@@ -36,6 +36,8 @@ Examples:
    rstwatch watch -i lo --port 7211      resets on loopback to or from port 7211
    rstwatch watch --json -c 100          the next 100 resets as JSON lines
    rstwatch watch --host 2001:db8::1 --duration 1m
+   rstwatch watch -w resets.pcapng       print and keep the evidence (Wireshark opens it)
+   rstwatch watch -r capture.pcap        the resets in a file from tcpdump, Wireshark, ...
 
 Needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep rstwatch).`,
 		Flags: []cli.Flag{
@@ -45,6 +47,9 @@ Needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep rstwatch).`,
 			&cli.DurationFlag{Name: flagDuration, Usage: "stop after duration `D` (e.g. 30s, 5m; 0: no limit)"},
 			&cli.IntSliceFlag{Name: flagPort, Usage: "only resets to or from TCP port `N` (repeatable)"},
 			&cli.StringSliceFlag{Name: flagHost, Usage: "only resets to or from `ADDR`, IPv4 or IPv6 (repeatable)"},
+			&cli.StringFlag{Name: flagWrite, Aliases: []string{"w"}, Usage: "also write every reset to `FILE` (pcapng; \"-\" is stdout, which then carries only the file)"},
+			&cli.BoolFlag{Name: flagPcap, Usage: "with -w, write classic pcap (LINKTYPE_LINUX_SLL2, nanoseconds) instead of pcapng"},
+			&cli.StringFlag{Name: flagRead, Aliases: []string{"r"}, Usage: "read resets from pcap or pcapng `FILE` instead of capturing (\"-\" is stdin)"},
 		},
 		Action: runWatch,
 	}
@@ -115,10 +120,19 @@ func listeningLine(cfg *sniff.Config, ifaces []sniff.Interface) string {
 	return fmt.Sprintf("listening on %s, capturing TCP resets", strings.Join(names, ", "))
 }
 
+// eventSource is a live capture or a capture file.
+type eventSource interface {
+	Next(*sniff.Event) error
+	Buffered() int
+}
+
 func runWatch(c *cli.Context) error {
 	cfg, err := captureFlags(c)
 	if err != nil {
 		return err
+	}
+	if c.Bool(flagPcap) && c.String(flagWrite) == "" {
+		return usagef("--%s needs -w FILE", flagPcap)
 	}
 	ctx := c.Context
 	if d := c.Duration(flagDuration); d > 0 {
@@ -126,40 +140,82 @@ func runWatch(c *cli.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	s, err := openCapture(cfg)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	fmt.Fprintln(c.App.ErrWriter, listeningLine(cfg, s.Interfaces()))
 
-	out := bufio.NewWriterSize(c.App.Writer, 64<<10)
-	n, err := watchLoop(ctx, s, out, c.Bool(flagJSON), c.Int(flagCount))
+	var (
+		src     eventSource
+		summary func(n int)
+	)
+	if path := c.String(flagRead); path != "" {
+		if len(cfg.Interfaces) > 0 {
+			return usagef("-i selects live interfaces; it cannot be used with -r")
+		}
+		fr, closer, err := openReadFile(path, cfg.Filter, os.Stdin)
+		if err != nil {
+			return err
+		}
+		defer closer.Close()
+		src = fr
+		summary = func(n int) {
+			fmt.Fprintf(c.App.ErrWriter, "%d resets in %s (%d packets read)\n", n, path, fr.Packets)
+		}
+	} else {
+		s, err := openCapture(cfg)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		fmt.Fprintln(c.App.ErrWriter, listeningLine(cfg, s.Interfaces()))
+		stop := context.AfterFunc(ctx, func() { _ = s.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
+		src = s
+		summary = func(n int) { reportCapture(c.App.ErrWriter, s, n) }
+	}
+
+	stdout := c.App.Writer
+	var file *captureFile
+	if path := c.String(flagWrite); path != "" {
+		if file, err = createCaptureFile(path, c.Bool(flagPcap), stdout); err != nil {
+			return err
+		}
+		if path == stdio {
+			stdout = io.Discard // stdout carries the capture file only
+		}
+	}
+
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	n, err := watchLoop(ctx, src, out, file, c.Bool(flagJSON), c.Int(flagCount))
+	// Whatever happened, keep what was already captured: flush the lines
+	// and the file, then report.
 	if ferr := out.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("write output: %w", ferr)
 	}
-	reportCapture(c.App.ErrWriter, s, n)
+	if file != nil {
+		if ferr := file.close(); err == nil {
+			err = ferr
+		}
+	}
+	summary(n)
 	return err
 }
 
-// watchLoop prints resets until ctx ends or limit resets were printed, and
-// returns how many it printed.
-func watchLoop(ctx context.Context, s *sniff.Sniffer, out *bufio.Writer, asJSON bool, limit int) (int, error) {
-	// Ending the context unblocks Next through a deadline in the past.
-	stop := context.AfterFunc(ctx, func() { _ = s.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-
+// watchLoop prints (and writes to file, if any) resets until ctx ends, the
+// source is exhausted or limit resets were printed, and returns how many it
+// printed.
+func watchLoop(ctx context.Context, src eventSource, out *bufio.Writer, file *captureFile, asJSON bool, limit int) (int, error) {
 	var (
 		ev  sniff.Event
 		buf = make([]byte, 0, 512)
 		n   int
 	)
-	for limit == 0 || n < limit {
-		if err := s.Next(&ev); err != nil {
-			if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+	for (limit == 0 || n < limit) && ctx.Err() == nil {
+		if err := src.Next(&ev); err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				return n, nil
+			case ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):
 				return n, nil
 			}
-			return n, fmt.Errorf("capture: %w", err)
+			return n, err
 		}
 		if !ev.Flags.Has(sniff.FlagRST) {
 			continue
@@ -174,11 +230,21 @@ func watchLoop(ctx context.Context, s *sniff.Sniffer, out *bufio.Writer, asJSON 
 		if _, err := out.Write(buf); err != nil {
 			return n, fmt.Errorf("write output: %w", err)
 		}
+		if file != nil {
+			if err := file.write(&ev, ""); err != nil {
+				return n, err
+			}
+		}
 		// Flush before Next may block, so lines appear as they happen
 		// while a storm is still written in large chunks.
-		if s.Buffered() == 0 {
+		if src.Buffered() == 0 {
 			if err := out.Flush(); err != nil {
 				return n, fmt.Errorf("write output: %w", err)
+			}
+			if file != nil {
+				if err := file.flush(); err != nil {
+					return n, err
+				}
 			}
 		}
 	}

@@ -1,0 +1,437 @@
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/net/bpf"
+)
+
+// DefaultSnaplen is the number of bytes kept per accepted packet when
+// Options.Snaplen is 0.
+const DefaultSnaplen = 2048
+
+// Limits on Options. They keep the program far below the kernel's 4096
+// instructions: the worst case (every limit reached, all hosts IPv6, SYN)
+// is 1451 instructions.
+const (
+	MaxPorts      = 64
+	MaxHosts      = 64
+	MaxInterfaces = 64
+)
+
+// MaxIPv6ExtHeaders is how many IPv6 extension headers Core walks before the
+// TCP header. Six covers the full order recommended by RFC 8200 section 4.1
+// up to the upper layer (hop-by-hop, destination options, routing, fragment,
+// AH, destination options; ESP, which would come before the last one, hides
+// TCP anyway). Packets with longer chains are rejected. Each level costs 19
+// instructions.
+const MaxIPv6ExtHeaders = 6
+
+// ErrInvalidOptions is wrapped by the errors Core, Kernel and Assemble return
+// for Options they cannot turn into a program.
+var ErrInvalidOptions = errors.New("filter: invalid options")
+
+// Options selects what the program accepts. The zero value accepts every TCP
+// RST over IPv4 and IPv6.
+type Options struct {
+	// Ports restricts the program to segments whose TCP source or
+	// destination port is listed. Empty means any port.
+	Ports []uint16
+	// Hosts restricts the program to packets whose IP source or
+	// destination address is listed. IPv4 and IPv6 addresses may be mixed;
+	// IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) match IPv4 packets and
+	// zones are ignored. Empty means any address. When only one family is
+	// listed, packets of the other family are rejected.
+	Hosts []netip.Addr
+	// SYN also accepts TCP SYNs without ACK (used to attribute the reset
+	// that answers them), subject to the same Ports and Hosts clauses.
+	SYN bool
+	// Snaplen is the number of bytes returned for an accepted packet; 0
+	// means DefaultSnaplen.
+	Snaplen uint32
+	// Interfaces restricts the program to packets seen on these interface
+	// indexes (SKF_AD_IFINDEX). Kernel only: Core ignores it. Empty means
+	// all interfaces.
+	Interfaces []int
+}
+
+// Protocol numbers (RFC 791, RFC 8200 and the IANA registry) and offsets.
+const (
+	protoHopByHop = 0  // IPv6 hop-by-hop options, RFC 8200 section 4.3
+	protoTCP      = 6  // RFC 9293
+	protoRouting  = 43 // RFC 8200 section 4.4
+	protoFragment = 44 // RFC 8200 section 4.5
+	protoAH       = 51 // RFC 4302
+	protoDestOpts = 60 // RFC 8200 section 4.6
+
+	ipv4MinHeader = 20 // IHL 5, RFC 791 section 3.1
+	ipv6Header    = 40 // fixed header, RFC 8200 section 3
+
+	tcpFlagsOff = 13 // offset of the flags byte in the TCP header
+	tcpSYN      = 0x02
+	tcpRST      = 0x04
+	tcpACK      = 0x10
+)
+
+// Linux values used by the kernel-only prologue.
+const (
+	etherTypeIPv4  = 0x0800 // SKF_AD_PROTOCOL, host byte order
+	etherTypeIPv6  = 0x86dd
+	arphrdLoopback = 772 // ARPHRD_LOOPBACK, include/uapi/linux/if_arp.h
+	packetHost     = 0   // PACKET_HOST, packet(7)
+)
+
+// spec is Options validated and normalised.
+type spec struct {
+	ports   []uint16
+	hosts4  []uint32    // IPv4 addresses as big-endian words
+	hosts6  [][4]uint32 // IPv6 addresses as four big-endian words
+	hosts   bool        // a host clause applies
+	syn     bool
+	snaplen uint32
+	ifaces  []uint32
+}
+
+func (o Options) spec() (*spec, error) {
+	s := &spec{syn: o.SYN, snaplen: o.Snaplen}
+	if s.snaplen == 0 {
+		s.snaplen = DefaultSnaplen
+	}
+
+	seenPort := make(map[uint16]bool)
+	for _, p := range o.Ports {
+		if !seenPort[p] {
+			seenPort[p] = true
+			s.ports = append(s.ports, p)
+		}
+	}
+	if len(s.ports) > MaxPorts {
+		return nil, fmt.Errorf("%w: %d distinct ports, at most %d", ErrInvalidOptions, len(s.ports), MaxPorts)
+	}
+
+	seenHost := make(map[netip.Addr]bool)
+	for _, h := range o.Hosts {
+		if !h.IsValid() {
+			return nil, fmt.Errorf("%w: invalid host address %q", ErrInvalidOptions, h)
+		}
+		h = h.WithZone("").Unmap()
+		if seenHost[h] {
+			continue
+		}
+		seenHost[h] = true
+		if h.Is4() {
+			a := h.As4()
+			s.hosts4 = append(s.hosts4, be32(a[:]))
+		} else {
+			a := h.As16()
+			s.hosts6 = append(s.hosts6, [4]uint32{be32(a[0:]), be32(a[4:]), be32(a[8:]), be32(a[12:])})
+		}
+	}
+	if n := len(s.hosts4) + len(s.hosts6); n > MaxHosts {
+		return nil, fmt.Errorf("%w: %d distinct hosts, at most %d", ErrInvalidOptions, n, MaxHosts)
+	}
+	s.hosts = len(seenHost) > 0
+
+	seenIf := make(map[int]bool)
+	for _, i := range o.Interfaces {
+		if i <= 0 || int64(i) > int64(^uint32(0)>>1) {
+			return nil, fmt.Errorf("%w: invalid interface index %d", ErrInvalidOptions, i)
+		}
+		if !seenIf[i] {
+			seenIf[i] = true
+			s.ifaces = append(s.ifaces, uint32(i))
+		}
+	}
+	if len(s.ifaces) > MaxInterfaces {
+		return nil, fmt.Errorf("%w: %d distinct interfaces, at most %d", ErrInvalidOptions, len(s.ifaces), MaxInterfaces)
+	}
+	return s, nil
+}
+
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+// Core returns the VM-testable program: its input is a packet starting at
+// the IP header, and it uses only plain loads, jumps, ALU operations and
+// scratch memory (no LoadExtension), so bpf.NewVM can run it. It returns the
+// snap length for an accepted packet and 0 otherwise. Options.Interfaces is
+// ignored. For zero Options it is 135 instructions.
+func Core(o Options) ([]bpf.Instruction, error) {
+	s, err := o.spec()
+	if err != nil {
+		return nil, err
+	}
+	var b builder
+	s.core(&b)
+	return b.program()
+}
+
+// Kernel returns Core prefixed with the kernel-only prologue: accept only
+// ethertypes IPv4 and IPv6 (SKF_AD_PROTOCOL), drop the PACKET_HOST copy of
+// every loopback packet and keep the PACKET_OUTGOING one (SKF_AD_HATYPE,
+// SKF_AD_PKTTYPE), and, when Options.Interfaces is set, accept only those
+// interface indexes (SKF_AD_IFINDEX). It is meant for a SOCK_DGRAM AF_PACKET
+// socket, where the filter sees the packet from the IP header on (packet(7)).
+// For zero Options it is 143 instructions.
+func Kernel(o Options) ([]bpf.Instruction, error) {
+	s, err := o.spec()
+	if err != nil {
+		return nil, err
+	}
+	var b builder
+	s.prologue(&b)
+	s.core(&b)
+	return b.program()
+}
+
+// Assemble returns Kernel(o) assembled for SO_ATTACH_FILTER, for example for
+// packet.Config.Filter.
+func Assemble(o Options) ([]bpf.RawInstruction, error) {
+	prog, err := Kernel(o)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, fmt.Errorf("filter: assembling program: %w", err)
+	}
+	return raw, nil
+}
+
+// prologue emits the kernel-only checks; it falls through into Core.
+func (s *spec) prologue(b *builder) {
+	core, reject, loop := b.label(), b.label(), b.label()
+
+	// Ethertype (sll_protocol): only IPv4 and IPv6. Core looks at the
+	// version nibble only, which ARP and friends could imitate.
+	b.emit(bpf.LoadExtension{Num: bpf.ExtProto})
+	b.jumpIf(bpf.JumpEqual, etherTypeIPv4, loop, next)
+	b.jumpIf(bpf.JumpEqual, etherTypeIPv6, next, reject)
+
+	// Loopback dedup: every packet on lo is delivered twice, first as
+	// PACKET_OUTGOING and then as PACKET_HOST with identical bytes
+	// (packet(7)). Keep the earlier outgoing copy, drop PACKET_HOST.
+	ifx := core
+	if len(s.ifaces) > 0 {
+		ifx = b.label()
+	}
+	b.mark(loop)
+	b.emit(bpf.LoadExtension{Num: bpf.ExtLinkLayerType})
+	b.jumpIf(bpf.JumpEqual, arphrdLoopback, next, ifx)
+	b.emit(bpf.LoadExtension{Num: bpf.ExtType})
+	b.jumpIf(bpf.JumpEqual, packetHost, reject, ifx)
+
+	// Interface clause: the ifindex must be listed.
+	if len(s.ifaces) > 0 {
+		b.mark(ifx)
+		b.emit(bpf.LoadExtension{Num: bpf.ExtInterfaceIndex})
+		for i, idx := range s.ifaces {
+			miss := next
+			if i == len(s.ifaces)-1 {
+				miss = reject
+			}
+			b.jumpIf(bpf.JumpEqual, idx, core, miss)
+		}
+	}
+	b.mark(reject)
+	b.emit(bpf.RetConstant{Val: 0}) // not IP, loopback duplicate or other interface
+	b.mark(core)
+}
+
+// core emits the protocol filter. On every path to the TCP block the X
+// register holds the offset of the TCP header.
+func (s *spec) core(b *builder) {
+	want4 := !s.hosts || len(s.hosts4) > 0
+	want6 := !s.hosts || len(s.hosts6) > 0
+	v4, v6, tcp := b.label(), b.label(), b.label()
+	reject4, reject6 := b.label(), b.label()
+
+	// Version nibble (RFC 791 section 3.1, RFC 8200 section 3). A family
+	// that no listed host belongs to is rejected right here.
+	b.emit(bpf.LoadAbsolute{Off: 0, Size: 1})                  // A = version << 4 | IHL (or traffic class high bits)
+	b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4}) // A = version
+	switch {
+	case want4 && want6:
+		b.jumpIf(bpf.JumpEqual, 6, v6, next)
+		b.jumpIf(bpf.JumpEqual, 4, v4, reject4)
+	case want4:
+		b.jumpIf(bpf.JumpEqual, 4, v4, reject4)
+	default:
+		b.jumpIf(bpf.JumpEqual, 6, v6, reject6)
+	}
+
+	if want4 {
+		b.mark(v4)
+		s.ipv4(b, tcp, reject4)
+	}
+	if want6 {
+		b.mark(v6)
+		s.ipv6(b, reject6)
+	}
+	b.mark(tcp)
+	s.tcp(b)
+}
+
+// ipv4 emits the IPv4 block: protocol, fragment and IHL checks, X = IHL*4,
+// then the host clause; it ends with a jump to tcp, followed by the reject
+// that its own branches use.
+func (s *spec) ipv4(b *builder, tcp, reject label) {
+	b.emit(bpf.LoadAbsolute{Off: 9, Size: 1}) // A = protocol
+	b.jumpIf(bpf.JumpEqual, protoTCP, next, reject)
+	// Flags and fragment offset: a non-zero offset means a non-first
+	// fragment, which carries no TCP header (RFC 791 section 3.1). First
+	// fragments (MF set, offset 0) and DF packets pass.
+	b.emit(bpf.LoadAbsolute{Off: 6, Size: 2})
+	b.jumpIf(bpf.JumpBitsSet, 0x1fff, reject, next)
+	// X = IHL*4, the TCP header offset (0-60, options included).
+	b.emit(bpf.LoadMemShift{Off: 0})
+	// The IHL trap: IHL < 5 is invalid and would make [x+13] read the IP
+	// header or the wrong TCP byte (IHL 0: [13], inside the source address).
+	b.emit(bpf.TXA{})
+	b.jumpIf(bpf.JumpGreaterOrEqual, ipv4MinHeader, next, reject)
+
+	if s.hosts {
+		// Host clause: source [12] or destination [16] must be listed.
+		match := b.label()
+		for _, off := range []uint32{12, 16} {
+			b.emit(bpf.LoadAbsolute{Off: off, Size: 4}) // A = source, then destination address
+			for i, h := range s.hosts4 {
+				miss := next
+				if off == 16 && i == len(s.hosts4)-1 {
+					miss = reject
+				}
+				b.jumpIf(bpf.JumpEqual, h, match, miss)
+			}
+		}
+		b.mark(match)
+	}
+	b.jump(tcp) // IPv6 lies between here and the TCP block
+	b.mark(reject)
+	b.emit(bpf.RetConstant{Val: 0}) // not TCP, non-first fragment, bad IHL or no listed host
+}
+
+// ipv6 emits the IPv6 block: the unrolled extension header walk, then the
+// host clause; it falls through into the TCP block.
+func (s *spec) ipv6(b *builder, reject label) {
+	found := b.label()
+	// X = offset of the header after the fixed IPv6 header, A = its type.
+	b.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: ipv6Header})
+	b.emit(bpf.LoadAbsolute{Off: 6, Size: 1}) // A = Next Header
+
+	// One level per extension header (RFC 8200 section 4). On entry A is
+	// the type of the header at offset X. Each level computes the header's
+	// length in A and advances X past it, reading the following type from
+	// the header's first byte.
+	for range MaxIPv6ExtHeaders {
+		opts, ah, frag, tail := b.label(), b.label(), b.label(), b.label()
+		b.jumpIf(bpf.JumpEqual, protoTCP, found, next)
+		b.jumpIf(bpf.JumpEqual, protoFragment, frag, next)
+		b.jumpIf(bpf.JumpEqual, protoAH, ah, next)
+		b.jumpIf(bpf.JumpEqual, protoHopByHop, opts, next)
+		b.jumpIf(bpf.JumpEqual, protoRouting, opts, next)
+		b.jumpIf(bpf.JumpEqual, protoDestOpts, opts, reject) // ESP, no next header, UDP, ...
+
+		// Fragment header, 8 octets (RFC 8200 4.5). A non-zero Fragment
+		// Offset (bits 0xfff8 of [x+2]) means a non-first fragment, which
+		// has no TCP header. Otherwise A is 0 and tail makes (0+2)*4 = 8.
+		b.mark(frag)
+		b.emit(bpf.LoadIndirect{Off: 2, Size: 2})
+		b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xfff8}) // A = fragment offset << 3
+		b.jumpIf(bpf.JumpEqual, 0, tail, reject)
+
+		// Authentication header: Payload Len [x+1] is in 4-octet units
+		// minus 2 (RFC 4302 section 2.2): length = (len+2)*4.
+		b.mark(ah)
+		b.emit(bpf.LoadIndirect{Off: 1, Size: 1})
+		b.jump(tail)
+
+		// Hop-by-hop, routing, destination options: Hdr Ext Len [x+1] is
+		// in 8-octet units not counting the first 8 (RFC 8200 4.3-4.6):
+		// length = (len+1)*8 = (2*len+2)*4, finished by tail.
+		b.mark(opts)
+		b.emit(bpf.LoadIndirect{Off: 1, Size: 1})
+		b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 1}) // A = 2*len
+
+		b.mark(tail)
+		b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: 2})
+		b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2}) // A = header length
+		// Advance: X += length, A = Next Header [x+0] of the old X. The
+		// new offset waits in M[0] while the old X is still needed.
+		b.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})          // A = X + length
+		b.emit(bpf.StoreScratch{Src: bpf.RegA, N: 0}) // M[0] = offset of the next header
+		b.emit(bpf.LoadIndirect{Off: 0, Size: 1})     // A = its type, Next Header at [x+0]
+		b.emit(bpf.LoadScratch{Dst: bpf.RegX, N: 0})  // X = M[0]
+	}
+	// Past MaxIPv6ExtHeaders only TCP itself is acceptable.
+	b.jumpIf(bpf.JumpEqual, protoTCP, found, reject)
+	b.mark(reject)
+	b.emit(bpf.RetConstant{Val: 0}) // not TCP, non-first fragment or chain too long
+	b.mark(found)
+
+	if s.hosts {
+		// Host clause: source [8:24] or destination [24:40] must equal a
+		// listed address, compared one 32-bit word at a time.
+		match := b.label()
+		for _, off := range []uint32{8, 24} {
+			for _, h := range s.hosts6 {
+				miss := b.label()
+				for w := range 4 {
+					b.emit(bpf.LoadAbsolute{Off: off + 4*uint32(w), Size: 4}) // A = address word w
+					hit := next
+					if w == 3 {
+						hit = match
+					}
+					b.jumpIf(bpf.JumpEqual, h[w], hit, miss)
+				}
+				b.mark(miss) // the last one falls into the reject below
+			}
+		}
+		b.emit(bpf.RetConstant{Val: 0}) // no listed host
+		b.mark(match)
+	}
+	// Falls through into the TCP block.
+}
+
+// tcp emits the TCP block: flags, then the port clause, then the verdicts.
+// X holds the TCP header offset.
+func (s *spec) tcp(b *builder) {
+	accept, reject := b.label(), b.label()
+	flagsOK := accept
+	if len(s.ports) > 0 {
+		flagsOK = b.label()
+	}
+
+	// Flags byte (RFC 9293 section 3.1). Loading it also proves that the
+	// packet holds 14 bytes of TCP header: shorter ones end here with 0.
+	b.emit(bpf.LoadIndirect{Off: tcpFlagsOff, Size: 1})
+	if s.syn {
+		b.jumpIf(bpf.JumpBitsSet, tcpRST, flagsOK, next)
+		// SYN without ACK: the connection attempt a reset may answer.
+		b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpACK})
+		b.jumpIf(bpf.JumpEqual, tcpSYN, flagsOK, reject)
+	} else {
+		b.jumpIf(bpf.JumpBitsSet, tcpRST, flagsOK, reject)
+	}
+
+	if len(s.ports) > 0 {
+		// Port clause: source [x+0] or destination [x+2] must be listed.
+		b.mark(flagsOK)
+		for _, off := range []uint32{0, 2} {
+			b.emit(bpf.LoadIndirect{Off: off, Size: 2}) // A = source, then destination port
+			for i, p := range s.ports {
+				miss := next
+				if off == 2 && i == len(s.ports)-1 {
+					miss = reject
+				}
+				b.jumpIf(bpf.JumpEqual, uint32(p), accept, miss)
+			}
+		}
+	}
+	b.mark(accept)
+	b.emit(bpf.RetConstant{Val: s.snaplen}) // a reset (or SYN) we want: keep snaplen bytes
+	b.mark(reject)
+	b.emit(bpf.RetConstant{Val: 0}) // other flags or ports
+}
