@@ -33,6 +33,11 @@ func appendText(b []byte, e *sniff.Event) []byte {
 	b = e.Flags.AppendTo(b)
 	b = append(b, "], seq "...)
 	b = strconv.AppendUint(b, uint64(e.Seq), 10)
+	if e.PayloadLen > 0 {
+		// tcpdump prints the sequence range a segment with data covers.
+		b = append(b, ':')
+		b = strconv.AppendUint(b, uint64(e.Seq+uint32(e.PayloadLen)), 10)
+	}
 	if e.Flags.Has(sniff.FlagACK) {
 		b = append(b, ", ack "...)
 		b = strconv.AppendUint(b, uint64(e.Ack), 10)
@@ -41,6 +46,11 @@ func appendText(b []byte, e *sniff.Event) []byte {
 	b = strconv.AppendUint(b, uint64(e.Window), 10)
 	b = append(b, ", length "...)
 	b = strconv.AppendInt(b, int64(e.PayloadLen), 10)
+	if r := sniff.Reason(e.Payload); r != "" {
+		b = append(b, " ["...)
+		b = appendSafe(b, r)
+		b = append(b, ']')
+	}
 	return b
 }
 
@@ -86,6 +96,12 @@ func appendJSON(b []byte, e *sniff.Event) []byte {
 	b = strconv.AppendUint(b, uint64(e.TTL), 10)
 	b = append(b, `,"tos":`...)
 	b = strconv.AppendUint(b, uint64(e.TOS), 10)
+	b = append(b, `,"reason":`...)
+	if r := sniff.Reason(e.Payload); r != "" {
+		b = appendJSONString(b, r)
+	} else {
+		b = append(b, "null"...)
+	}
 	return append(b, '}')
 }
 
