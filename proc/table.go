@@ -1,0 +1,458 @@
+package proc
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// TableConfig bounds a Table. A nil *TableConfig means defaults.
+type TableConfig struct {
+	// MaxConns caps the connections remembered, live and recently gone
+	// together (default 65536). Gone ones are evicted first, oldest first;
+	// live sockets beyond the cap are not recorded.
+	MaxConns int
+	// RecentFor is how long a connection is remembered after it vanished
+	// from the socket tables (default 2 minutes).
+	RecentFor time.Duration
+	// MaxLastListeners caps the remembered closed listeners (default 4096);
+	// the one closed longest ago is evicted first.
+	MaxLastListeners int
+	// ListenerFor is how long a closed listener is remembered (default 1 hour).
+	ListenerFor time.Duration
+	// States selects the sockets Refresh dumps (default AllStates).
+	States StateMask
+}
+
+func (c *TableConfig) withDefaults() TableConfig {
+	var o TableConfig
+	if c != nil {
+		o = *c
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 1 << 16
+	}
+	if o.RecentFor <= 0 {
+		o.RecentFor = 2 * time.Minute
+	}
+	if o.MaxLastListeners <= 0 {
+		o.MaxLastListeners = 4096
+	}
+	if o.ListenerFor <= 0 {
+		o.ListenerFor = time.Hour
+	}
+	if o.States == 0 {
+		o.States = AllStates
+	}
+	return o
+}
+
+// Entry is what a Table knows about one socket.
+type Entry struct {
+	Socket
+	Process Process // the owner, if Owned
+	Owned   bool    // Process is known
+	// ViaListener means Process is the owner of the listener on Local, not
+	// of this socket: the socket has no inode because it still waits in the
+	// accept queue, or because it was closed (TIME-WAIT, FIN-WAIT-2).
+	ViaListener bool
+	FirstSeen   time.Time // first snapshot or lookup that showed the socket
+	Seen        time.Time // latest snapshot or lookup that showed it
+	Live        bool      // in the latest snapshot (or found by Lookup since)
+	Gone        time.Time // if !Live: the first snapshot that no longer showed it
+}
+
+// LastListener describes a listener that has closed.
+type LastListener struct {
+	Local netip.AddrPort // the address it was bound to (maybe a wildcard)
+	PID   int            // 0 if the owner was never known
+	Comm  string
+	UID   uint32
+	Inode uint64
+	Seen  time.Time // the last snapshot that showed it listening
+	Until time.Time // the first snapshot that did not: it closed between Seen and Until
+}
+
+// TableStats counts a Table's contents.
+type TableStats struct {
+	Live          int // connections in the latest snapshot
+	Recent        int // connections remembered after they vanished
+	Listeners     int
+	LastListeners int
+	Dropped       int // live sockets not recorded because of MaxConns, cumulative
+}
+
+type connKey struct{ local, remote netip.AddrPort }
+
+// Table is a bounded socket table for attributing resets. Refresh it
+// cheaply and often (a sock_diag dump of both families plus an incremental
+// owner update): connections that lived more than a refresh interval stay
+// attributable for RecentFor after a reset closed them, closed listeners are
+// remembered per address so a refused port can say who listened there last
+// and until when, and Lookup asks the kernel about one 4-tuple at once (for
+// a SYN just seen).
+//
+// Addresses are keyed with IPv4-mapped IPv6 addresses unmapped, so an IPv4
+// 4-tuple from a packet finds a dual-stack AF_INET6 socket. One goroutine may
+// Refresh while others read; Conn, Listening and LastListener do not
+// allocate.
+type Table struct {
+	src    Source
+	owners *Owners
+	cfg    TableConfig
+
+	refreshMu sync.Mutex // serialises Refresh
+	buf       []Socket
+
+	mu        sync.RWMutex
+	gen       uint64
+	conns     map[connKey]tableEntry
+	gone      []goneRef // conns that vanished, in order of Gone
+	listeners map[netip.AddrPort]tableEntry
+	last      map[netip.AddrPort]LastListener
+	dropped   int
+}
+
+type tableEntry struct {
+	Entry
+	gen uint64
+}
+
+type goneRef struct {
+	key  connKey
+	when time.Time
+}
+
+// NewTable returns an empty Table fed by src (a *Diag, or an FS as the
+// fallback) and owners (nil: no process attribution).
+func NewTable(src Source, owners *Owners, cfg *TableConfig) *Table {
+	return &Table{
+		src:       src,
+		owners:    owners,
+		cfg:       cfg.withDefaults(),
+		conns:     make(map[connKey]tableEntry),
+		listeners: make(map[netip.AddrPort]tableEntry),
+		last:      make(map[netip.AddrPort]LastListener),
+	}
+}
+
+func unmapAP(ap netip.AddrPort) netip.AddrPort {
+	if ap.Addr().Is4In6() {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return ap
+}
+
+func keyOf(s *Socket) connKey { return connKey{unmapAP(s.Local), unmapAP(s.Remote)} }
+
+// Refresh dumps all TCP sockets of both families, updates the owner index
+// for sockets not seen before and merges the snapshot taken at now: sockets
+// that disappeared become recent entries, listeners that disappeared become
+// LastListeners, and expired or excess entries are evicted. If the dump was
+// interrupted (ErrDumpInterrupted) the partial snapshot is merged and the
+// error returned; sockets missing from it are only marked gone, not lost.
+func (t *Table) Refresh(now time.Time) error {
+	t.refreshMu.Lock()
+	defer t.refreshMu.Unlock()
+
+	var errs []error
+	buf := t.buf[:0]
+	for _, fam := range []uint8{afInet, afInet6} {
+		var err error
+		buf, err = t.src.AppendDump(buf, fam, t.cfg.States)
+		if err != nil {
+			if !errors.Is(err, ErrDumpInterrupted) {
+				t.buf = buf[:0]
+				return fmt.Errorf("proc: failed to refresh socket table: %w", err)
+			}
+			errs = append(errs, err)
+		}
+	}
+	t.buf = buf
+	partial := len(errs) > 0
+
+	if t.owners != nil {
+		// Ask the owner index about sockets it has not been asked about:
+		// a miss makes the coming Refresh re-read fd directories.
+		t.mu.RLock()
+		for i := range buf {
+			s := &buf[i]
+			if s.Inode == 0 {
+				continue
+			}
+			if e, ok := t.lookupLocked(s); ok && e.Inode == s.Inode {
+				continue
+			}
+			t.owners.Lookup(s.Inode)
+		}
+		t.mu.RUnlock()
+		if err := t.owners.Refresh(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.gen++
+	for i := range buf {
+		t.putLocked(&buf[i], now, t.gen)
+	}
+	for k, e := range t.listeners {
+		// Skip what this snapshot showed, what a Lookup found after it was
+		// taken, and everything if an interrupted dump may have missed it.
+		if e.gen == t.gen || e.Seen.After(now) || partial {
+			continue
+		}
+		t.rememberListenerLocked(k, &e.Entry, now)
+		delete(t.listeners, k)
+	}
+	for k, e := range t.conns {
+		if e.gen == t.gen && !e.Owned && e.Inode == 0 {
+			if l, ok := t.listeningLocked(k.local); ok && l.Owned {
+				e.Process, e.Owned, e.ViaListener = l.Process, true, true
+				t.conns[k] = e
+			}
+		}
+		if e.gen == t.gen || !e.Live || e.Seen.After(now) || partial {
+			continue
+		}
+		e.Live, e.Gone = false, now
+		t.conns[k] = e
+		t.gone = append(t.gone, goneRef{k, now})
+	}
+	t.evictLocked(now)
+	return errors.Join(errs...)
+}
+
+// lookupLocked finds the current entry for s's key.
+func (t *Table) lookupLocked(s *Socket) (tableEntry, bool) {
+	if s.State == Listen {
+		e, ok := t.listeners[unmapAP(s.Local)]
+		return e, ok
+	}
+	e, ok := t.conns[keyOf(s)]
+	return e, ok
+}
+
+// putLocked records s as seen at now.
+func (t *Table) putLocked(s *Socket, now time.Time, gen uint64) Entry {
+	if s.State == Listen {
+		k := unmapAP(s.Local)
+		e := t.listeners[k]
+		t.update(&e, s, now, gen)
+		t.listeners[k] = e
+		return e.Entry
+	}
+	k := keyOf(s)
+	e, ok := t.conns[k]
+	if !ok && len(t.conns) >= t.cfg.MaxConns {
+		t.evictLocked(now)
+		if len(t.conns) >= t.cfg.MaxConns && !t.evictOldestGoneLocked() {
+			t.dropped++
+			return Entry{}
+		}
+	}
+	t.update(&e, s, now, gen)
+	t.conns[k] = e
+	return e.Entry
+}
+
+func (t *Table) update(e *tableEntry, s *Socket, now time.Time, gen uint64) {
+	if e.FirstSeen.IsZero() || !sameSocket(&e.Socket, s) {
+		// A new socket, possibly reusing a 4-tuple.
+		e.Entry = Entry{FirstSeen: now}
+	}
+	e.Socket, e.Seen, e.Live, e.Gone, e.gen = *s, now, true, time.Time{}, gen
+	if (!e.Owned || e.ViaListener) && t.owners != nil && s.Inode != 0 {
+		if p, ok := t.owners.get(s.Inode); ok {
+			e.Process, e.Owned, e.ViaListener = p, true, false
+		}
+	}
+}
+
+// sameSocket reports whether b is a later view of socket a. The cookie
+// identifies a socket for its whole life, TIME-WAIT included (the timewait
+// socket inherits it), while the inode drops to 0 once the owner closes it;
+// the /proc fallback has inodes only.
+func sameSocket(a, b *Socket) bool {
+	if a.Cookie != 0 && b.Cookie != 0 {
+		return a.Cookie == b.Cookie
+	}
+	return a.Inode == 0 || b.Inode == 0 || a.Inode == b.Inode
+}
+
+func (t *Table) rememberListenerLocked(k netip.AddrPort, e *Entry, now time.Time) {
+	if _, ok := t.last[k]; !ok && len(t.last) >= t.cfg.MaxLastListeners {
+		var oldest netip.AddrPort
+		var when time.Time
+		for k2, l := range t.last {
+			if when.IsZero() || l.Until.Before(when) {
+				oldest, when = k2, l.Until
+			}
+		}
+		delete(t.last, oldest)
+	}
+	l := LastListener{Local: e.Local, Inode: e.Inode, Seen: e.Seen, Until: now}
+	if e.Owned {
+		l.PID, l.Comm, l.UID = e.Process.PID, e.Process.Comm, e.Process.UID
+	} else {
+		l.UID = e.UID
+	}
+	t.last[k] = l
+}
+
+// evictLocked drops gone connections older than RecentFor and closed
+// listeners older than ListenerFor.
+func (t *Table) evictLocked(now time.Time) {
+	for len(t.gone) > 0 && now.Sub(t.gone[0].when) >= t.cfg.RecentFor {
+		t.popGoneLocked()
+	}
+	if len(t.gone) > 0 && cap(t.gone) > 64 && len(t.gone) < cap(t.gone)/4 {
+		t.gone = append([]goneRef(nil), t.gone...) // let the old backing array go
+	}
+	for k, l := range t.last {
+		if now.Sub(l.Until) >= t.cfg.ListenerFor {
+			delete(t.last, k)
+		}
+	}
+}
+
+// evictOldestGoneLocked evicts one gone connection, if any.
+func (t *Table) evictOldestGoneLocked() bool {
+	for len(t.gone) > 0 {
+		if t.popGoneLocked() {
+			return true
+		}
+	}
+	return false
+}
+
+// popGoneLocked removes the oldest gone reference and, if its entry is still
+// the same gone connection, the entry; it reports whether it did.
+func (t *Table) popGoneLocked() bool {
+	g := t.gone[0]
+	t.gone = t.gone[1:]
+	if e, ok := t.conns[g.key]; ok && !e.Live && e.Gone.Equal(g.when) {
+		delete(t.conns, g.key)
+		return true
+	}
+	return false
+}
+
+// Conn returns what the table knows about the connection with this local
+// and remote address, live or recently gone. The direction matters: for a
+// reset seen on loopback, try both orders.
+func (t *Table) Conn(local, remote netip.AddrPort) (Entry, bool) {
+	k := connKey{unmapAP(local), unmapAP(remote)}
+	t.mu.RLock()
+	e, ok := t.conns[k]
+	t.mu.RUnlock()
+	return e.Entry, ok
+}
+
+// wildcards returns the listener keys that accept connections to addr, most
+// specific first: addr itself, the wildcard of its family, and for IPv4 the
+// IPv6 wildcard (dual-stack unless IPV6_V6ONLY).
+func wildcards(addr netip.AddrPort) (keys [3]netip.AddrPort, n int) {
+	addr = unmapAP(addr)
+	p := addr.Port()
+	keys[0] = addr
+	if addr.Addr().Is4() {
+		keys[1] = netip.AddrPortFrom(netip.IPv4Unspecified(), p)
+		keys[2] = netip.AddrPortFrom(netip.IPv6Unspecified(), p)
+		return keys, 3
+	}
+	keys[1] = netip.AddrPortFrom(netip.IPv6Unspecified(), p)
+	return keys, 2
+}
+
+// Listening returns the listener in the latest snapshot that accepts
+// connections to addr: one bound to addr itself, to the wildcard address of
+// its family, or, for IPv4, a dual-stack [::] listener.
+func (t *Table) Listening(addr netip.AddrPort) (Entry, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	e, ok := t.listeningLocked(addr)
+	return e.Entry, ok
+}
+
+func (t *Table) listeningLocked(addr netip.AddrPort) (tableEntry, bool) {
+	keys, n := wildcards(addr)
+	for i, k := range keys[:n] {
+		e, ok := t.listeners[k]
+		if !ok || (i == 2 && e.V6Only) {
+			continue
+		}
+		return e, true
+	}
+	return tableEntry{}, false
+}
+
+// LastListener returns the most recently closed listener that accepted
+// connections to addr (bound to addr, its family's wildcard or [::]), within
+// ListenerFor.
+func (t *Table) LastListener(addr netip.AddrPort) (LastListener, bool) {
+	keys, n := wildcards(addr)
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var best LastListener
+	found := false
+	for _, k := range keys[:n] {
+		if l, ok := t.last[k]; ok && (!found || l.Until.After(best.Until)) {
+			best, found = l, true
+		}
+	}
+	return best, found
+}
+
+type lookuper interface {
+	Lookup(local, remote netip.AddrPort) (Socket, bool, error)
+}
+
+var _ lookuper = (*Diag)(nil)
+
+// Lookup asks the kernel for the socket with exactly this 4-tuple (for
+// instance on seeing an outgoing SYN, while the SYN-SENT socket exists),
+// records it in the table as live and returns it. If the kernel has no such
+// socket, or the Source cannot look up single sockets (the /proc fallback),
+// it returns what Conn knows.
+func (t *Table) Lookup(local, remote netip.AddrPort) (Entry, bool, error) {
+	l, ok := t.src.(lookuper)
+	if !ok {
+		e, found := t.Conn(local, remote)
+		return e, found, nil
+	}
+	s, found, err := l.Lookup(local, remote)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	if !found {
+		e, found := t.Conn(local, remote)
+		return e, found, nil
+	}
+	if t.owners != nil && s.Inode != 0 {
+		t.owners.Lookup(s.Inode) // a miss asks the next Refresh to rescan
+	}
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.putLocked(&s, now, t.gen)
+	return e, true, nil
+}
+
+// Stats counts the table's contents.
+func (t *Table) Stats() TableStats {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	st := TableStats{Listeners: len(t.listeners), LastListeners: len(t.last), Dropped: t.dropped}
+	for _, e := range t.conns {
+		if e.Live {
+			st.Live++
+		} else {
+			st.Recent++
+		}
+	}
+	return st
+}
