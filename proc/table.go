@@ -24,6 +24,12 @@ type TableConfig struct {
 	ListenerFor time.Duration
 	// States selects the sockets Refresh dumps (default AllStates).
 	States StateMask
+	// Lookup, if set, answers Table.Lookup instead of the Source (for
+	// example a second *Diag), so that a lookup on the capture path never
+	// waits behind a dump that Refresh runs on the Source.
+	Lookup interface {
+		Lookup(local, remote netip.AddrPort) (Socket, bool, error)
+	}
 }
 
 func (c *TableConfig) withDefaults() TableConfig {
@@ -419,7 +425,11 @@ var _ lookuper = (*Diag)(nil)
 // socket, or the Source cannot look up single sockets (the /proc fallback),
 // it returns what Conn knows.
 func (t *Table) Lookup(local, remote netip.AddrPort) (Entry, bool, error) {
-	l, ok := t.src.(lookuper)
+	var l lookuper = t.cfg.Lookup
+	ok := l != nil
+	if !ok {
+		l, ok = t.src.(lookuper)
+	}
 	if !ok {
 		e, found := t.Conn(local, remote)
 		return e, found, nil

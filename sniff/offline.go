@@ -77,7 +77,7 @@ func (f *FileReader) Next(e *Event) error {
 		if ifi, ok := f.r.Interface(p.Interface); ok {
 			e.Ifname = ifi.Name
 		}
-		e.Direction = fileDirection(p.Direction, info)
+		e.Direction = fileDirection(p.Direction, info, e)
 		if f.dedup.Duplicate(e) {
 			continue
 		}
@@ -86,8 +86,13 @@ func (f *FileReader) Next(e *Event) error {
 }
 
 // fileDirection maps what a file records about direction onto Direction.
-func fileDirection(d savefile.Direction, info savefile.LinkInfo) Direction {
-	if info.HAType == HATypeLoopback {
+// Loopback traffic is Local, as on a live capture; a file shows it by the
+// LINUX_SLL/SLL2 hardware type, by the interface name (pcapng if_name "lo",
+// as rstwatch -w writes it) or, when the file records no direction at all,
+// by loopback addresses at both ends (RFC 1122 section 3.2.1.3: they never
+// leave the host).
+func fileDirection(d savefile.Direction, info savefile.LinkInfo, e *Event) Direction {
+	if info.HAType == HATypeLoopback || e.Ifname == loopbackName {
 		return Local
 	}
 	if d == savefile.DirectionUnknown {
@@ -99,8 +104,14 @@ func fileDirection(d savefile.Direction, info savefile.LinkInfo) Direction {
 	case savefile.DirectionOutbound:
 		return Out
 	}
+	if e.Src.Addr().IsLoopback() && e.Dst.Addr().IsLoopback() {
+		return Local
+	}
 	return Unknown
 }
+
+// loopbackName is the name of Linux's loopback interface.
+const loopbackName = "lo"
 
 // Buffered always returns 1: a file reader never blocks, so a caller that
 // flushes its output whenever nothing is buffered (see Sniffer.Buffered)

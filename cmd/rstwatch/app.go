@@ -18,6 +18,11 @@ const (
 	flagWrite     = "write"
 	flagPcap      = "pcap"
 	flagRead      = "read"
+	flagNoExplain = "no-explain"
+	flagInterval  = "interval"
+	flagAlert     = "alert"
+	flagMetrics   = "metrics"
+	flagListening = "listening"
 )
 
 // newApp returns the rstwatch command line application writing to stdout
@@ -33,6 +38,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
 			watchCommand(),
+			statsCommand(),
+			socketsCommand(),
 		},
 		HideHelpCommand: true,
 		// Reached only for an unknown command: defaultCommand turned every

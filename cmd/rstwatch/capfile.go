@@ -19,6 +19,8 @@ type captureFile struct {
 	name string
 	f    *os.File // nil when writing to stdout
 	w    savefile.Writer
+	// closed is set by close.
+	closed bool
 }
 
 // createCaptureFile creates path (or uses stdout for "-") and writes the
@@ -68,8 +70,13 @@ func (cf *captureFile) flush() error {
 	return nil
 }
 
-// close flushes and closes the file.
+// close flushes and closes the file. Only the first call does anything, so
+// an early return's deferred close and the explicit one can both stand.
 func (cf *captureFile) close() error {
+	if cf.closed {
+		return nil
+	}
+	cf.closed = true
 	err := cf.flush()
 	if cf.f != nil {
 		if cerr := cf.f.Close(); err == nil && cerr != nil {
@@ -79,8 +86,24 @@ func (cf *captureFile) close() error {
 	return err
 }
 
+// fileSource is a capture file read with -r. Its errors name the file, so
+// that a damaged file ends with one line that says which file and where.
+type fileSource struct {
+	*sniff.FileReader
+	name string
+}
+
+// Next implements eventSource.
+func (fs *fileSource) Next(e *sniff.Event) error {
+	err := fs.FileReader.Next(e)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read %s: %w", fs.name, err)
+	}
+	return err
+}
+
 // openReadFile opens a capture file for -r ("-" is stdin).
-func openReadFile(path string, opts filter.Options, stdin io.Reader) (*sniff.FileReader, io.Closer, error) {
+func openReadFile(path string, opts filter.Options, stdin io.Reader) (*fileSource, io.Closer, error) {
 	var (
 		r      io.Reader = stdin
 		closer io.Closer = io.NopCloser(nil)
@@ -92,13 +115,17 @@ func openReadFile(path string, opts filter.Options, stdin io.Reader) (*sniff.Fil
 		}
 		r, closer = f, f
 	}
+	name := path
+	if path == stdio {
+		name = "standard input"
+	}
 	fr, err := sniff.NewFileReader(r, opts)
 	if err != nil {
 		closer.Close()
 		if errors.Is(err, savefile.ErrUnknownFormat) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
 		}
-		return nil, nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	return fr, closer, nil
+	return &fileSource{FileReader: fr, name: name}, closer, nil
 }

@@ -14,6 +14,10 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// A re-executed test binary playing a helper process (helper_test.go).
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(runHelper(mode))
+	}
 	dir, err := os.MkdirTemp("", "rstwatch-test")
 	if err != nil {
 		panic(err)

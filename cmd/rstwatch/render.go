@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rstwatch/rstwatch/sniff"
+	"github.com/rstwatch/rstwatch/sniff/explain"
 )
 
 const (
@@ -15,7 +16,7 @@ const (
 // appendText appends e as one tcpdump-style line without the newline:
 //
 //	15:13:13.476095 lo local 127.0.0.1.7211 > 127.0.0.1.41838: Flags [R.], seq 0, ack 2154306035, win 0, length 0
-func appendText(b []byte, e *sniff.Event) []byte {
+func appendText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 	b = e.Time.AppendFormat(b, textTime)
 	b = append(b, ' ')
 	if e.Ifname == "" {
@@ -51,7 +52,7 @@ func appendText(b []byte, e *sniff.Event) []byte {
 		b = appendSafe(b, r)
 		b = append(b, ']')
 	}
-	return b
+	return appendVerdictText(b, e, v)
 }
 
 // appendEndpoint writes addr.port as tcpdump does (also for IPv6).
@@ -63,7 +64,7 @@ func appendEndpoint(b []byte, addr func([]byte) []byte, port uint16) []byte {
 
 // appendJSON appends e as one JSON object without the newline. The field
 // names are a contract (issue 1/6): add fields, never rename or drop them.
-func appendJSON(b []byte, e *sniff.Event) []byte {
+func appendJSON(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 	b = append(b, `{"time":"`...)
 	b = e.Time.UTC().AppendFormat(b, jsonTime)
 	b = append(b, `","ifname":`...)
@@ -102,6 +103,7 @@ func appendJSON(b []byte, e *sniff.Event) []byte {
 	} else {
 		b = append(b, "null"...)
 	}
+	b = appendVerdictJSON(b, v)
 	return append(b, '}')
 }
 

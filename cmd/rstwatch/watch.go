@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rstwatch/rstwatch/filter"
 	"github.com/rstwatch/rstwatch/sniff"
+	"github.com/rstwatch/rstwatch/sniff/explain"
 )
 
 func watchCommand() *cli.Command {
@@ -49,6 +51,7 @@ Needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep rstwatch).`,
 			&cli.StringSliceFlag{Name: flagHost, Usage: "only resets to or from `ADDR`, IPv4 or IPv6 (repeatable)"},
 			&cli.StringFlag{Name: flagWrite, Aliases: []string{"w"}, Usage: "also write every reset to `FILE` (pcapng; \"-\" is stdout, which then carries only the file)"},
 			&cli.BoolFlag{Name: flagPcap, Usage: "with -w, write classic pcap (LINKTYPE_LINUX_SLL2, nanoseconds) instead of pcapng"},
+			&cli.BoolFlag{Name: flagNoExplain, Usage: "do not tie resets to sockets and processes (no sock_diag, no /proc scans; cause from the packet only)"},
 			&cli.StringFlag{Name: flagRead, Aliases: []string{"r"}, Usage: "read resets from pcap or pcapng `FILE` instead of capturing (\"-\" is stdin)"},
 		},
 		Action: runWatch,
@@ -141,9 +144,24 @@ func runWatch(c *cli.Context) error {
 		defer cancel()
 	}
 
+	// Create the capture file first, as tcpdump does: an unwritable path
+	// fails before anything is captured or printed.
+	stdout := c.App.Writer
+	var file *captureFile
+	if path := c.String(flagWrite); path != "" {
+		if file, err = createCaptureFile(path, c.Bool(flagPcap), stdout); err != nil {
+			return err
+		}
+		defer file.close() // a second close after the explicit one is harmless
+		if path == stdio {
+			stdout = io.Discard // stdout carries the capture file only
+		}
+	}
+
 	var (
 		src     eventSource
 		summary func(n int)
+		x       *explain.Explainer // nil offline or when attribution is off
 	)
 	if path := c.String(flagRead); path != "" {
 		if len(cfg.Interfaces) > 0 {
@@ -159,6 +177,16 @@ func runWatch(c *cli.Context) error {
 			fmt.Fprintf(c.App.ErrWriter, "%d resets in %s (%d packets read)\n", n, path, fr.Packets)
 		}
 	} else {
+		if !c.Bool(flagNoExplain) {
+			x = openExplainer(c.App.ErrWriter)
+		}
+		if x != nil {
+			defer x.Close()
+			// Outgoing SYNs let the explainer see a refused client's
+			// socket while it exists.
+			cfg.Filter.SYN = true
+			go x.Run(ctx)
+		}
 		s, err := openCapture(cfg)
 		if err != nil {
 			return err
@@ -171,19 +199,11 @@ func runWatch(c *cli.Context) error {
 		summary = func(n int) { reportCapture(c.App.ErrWriter, s, n) }
 	}
 
-	stdout := c.App.Writer
-	var file *captureFile
-	if path := c.String(flagWrite); path != "" {
-		if file, err = createCaptureFile(path, c.Bool(flagPcap), stdout); err != nil {
-			return err
-		}
-		if path == stdio {
-			stdout = io.Discard // stdout carries the capture file only
-		}
-	}
-
 	out := bufio.NewWriterSize(stdout, 64<<10)
-	n, err := watchLoop(ctx, src, out, file, c.Bool(flagJSON), c.Int(flagCount))
+	n, err := watchLoop(ctx, src, out, loopConfig{
+		explainer: x, offline: c.String(flagRead) != "", file: file,
+		json: c.Bool(flagJSON), limit: c.Int(flagCount),
+	})
 	// Whatever happened, keep what was already captured: flush the lines
 	// and the file, then report.
 	if ferr := out.Flush(); err == nil && ferr != nil {
@@ -201,10 +221,21 @@ func runWatch(c *cli.Context) error {
 // watchLoop prints (and writes to file, if any) resets until ctx ends, the
 // source is exhausted or limit resets were printed, and returns how many it
 // printed.
-func watchLoop(ctx context.Context, src eventSource, out *bufio.Writer, file *captureFile, asJSON bool, limit int) (int, error) {
+// loopConfig is what watchLoop does with each segment.
+type loopConfig struct {
+	explainer *explain.Explainer // nil: causes from the packet alone
+	offline   bool               // the source is a capture file
+	file      *captureFile       // -w, or nil
+	json      bool
+	limit     int // resets to print; 0 is no limit
+}
+
+func watchLoop(ctx context.Context, src eventSource, out *bufio.Writer, lc loopConfig) (int, error) {
+	x, file, limit := lc.explainer, lc.file, lc.limit
 	var (
 		ev  sniff.Event
-		buf = make([]byte, 0, 512)
+		v   explain.Verdict
+		buf = make([]byte, 0, 1024)
 		n   int
 	)
 	for (limit == 0 || n < limit) && ctx.Err() == nil {
@@ -218,20 +249,31 @@ func watchLoop(ctx context.Context, src eventSource, out *bufio.Writer, file *ca
 			return n, err
 		}
 		if !ev.Flags.Has(sniff.FlagRST) {
+			// A SYN passed for attribution: not printed, but kept in the
+			// capture file, marked.
+			if x != nil {
+				x.Observe(&ev)
+			}
+			if file != nil {
+				if err := file.write(&ev, synComment); err != nil {
+					return n, err
+				}
+			}
 			continue
 		}
 		n++
-		if asJSON {
-			buf = appendJSON(buf[:0], &ev)
+		explainReset(x, &ev, &v, lc.offline)
+		if lc.json {
+			buf = appendJSON(buf[:0], &ev, &v)
 		} else {
-			buf = appendText(buf[:0], &ev)
+			buf = appendText(buf[:0], &ev, &v)
 		}
 		buf = append(buf, '\n')
 		if _, err := out.Write(buf); err != nil {
 			return n, fmt.Errorf("write output: %w", err)
 		}
 		if file != nil {
-			if err := file.write(&ev, ""); err != nil {
+			if err := file.write(&ev, verdictComment(&v)); err != nil {
 				return n, err
 			}
 		}
@@ -260,4 +302,40 @@ func reportCapture(w io.Writer, s *sniff.Sniffer, n int) {
 	}
 	fmt.Fprintf(w, "%d resets captured, %d dropped by kernel\n", n, st.Drops)
 	fmt.Fprintf(w, "%d packets received by filter\n", st.Packets)
+}
+
+// synComment marks the SYNs a capture file holds only for attribution.
+const synComment = "rstwatch: SYN kept for attribution"
+
+// openExplainer starts attribution; when it cannot (no sock_diag, no /proc),
+// watch goes on with causes from the packets alone and says so once.
+func openExplainer(stderr io.Writer) *explain.Explainer {
+	x, err := explain.Open(nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "attribution unavailable, causes come from the packets alone: %v\n", err)
+		return nil
+	}
+	return x
+}
+
+// explainReset fills v for a reset: from the kernel's state when x is set,
+// else from the packet alone (offline: read from a capture file).
+func explainReset(x *explain.Explainer, e *sniff.Event, v *explain.Verdict, offline bool) {
+	if x != nil {
+		x.Explain(e, v)
+		return
+	}
+	*v = explain.Verdict{Cause: explain.WireCause(&e.Segment), Offline: offline}
+}
+
+// verdictComment is the pcapng packet comment that carries the attribution.
+func verdictComment(v *explain.Verdict) string {
+	c := "rstwatch: cause=" + v.Cause.String()
+	if p := &v.Sender.Process; p.Owned {
+		c += " sender=" + p.Comm + "/" + strconv.Itoa(p.PID)
+	}
+	if p := &v.Target.Process; p.Owned {
+		c += " target=" + p.Comm + "/" + strconv.Itoa(p.PID)
+	}
+	return c
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+)
+
+// helperEnv names the helper a re-executed test binary plays (TestMain
+// dispatches to runHelper before anything else), so that tests get a
+// separate process, with a pid of its own, holding sockets.
+const helperEnv = "RSTWATCH_TEST_HELPER"
+
+// helperSockets is the helper that holds, in its network namespace, the
+// sockets TestIntegrationSocketsMatchSS expects:
+//
+//	LISTEN     127.0.0.1:7300    and [::1]:7301
+//	ESTAB      a connection to 127.0.0.1:7300, both ends
+//	TIME-WAIT  the client end of a closed connection to [::1]:7301
+//
+// It prints "ready" on stdout and holds them until stdin closes.
+const helperSockets = "sockets"
+
+// runHelper runs the named helper and returns its exit code.
+func runHelper(mode string) int {
+	var err error
+	switch mode {
+	case helperSockets:
+		err = holdSockets(os.Stdin, os.Stdout)
+	default:
+		err = fmt.Errorf("unknown helper %q", mode)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "helper %s: %v\n", mode, err)
+		return 1
+	}
+	return 0
+}
+
+func holdSockets(stdin io.Reader, stdout io.Writer) error {
+	ln4, err := net.Listen("tcp4", "127.0.0.1:7300")
+	if err != nil {
+		return err
+	}
+	defer ln4.Close()
+	ln6, err := net.Listen("tcp6", "[::1]:7301")
+	if err != nil {
+		return err
+	}
+	defer ln6.Close()
+
+	client, err := net.Dial("tcp4", "127.0.0.1:7300")
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	server, err := ln4.Accept()
+	if err != nil {
+		return err
+	}
+	defer server.Close()
+
+	// The side that closes first ends in TIME-WAIT.
+	c6, err := net.Dial("tcp6", "[::1]:7301")
+	if err != nil {
+		return err
+	}
+	s6, err := ln6.Accept()
+	if err != nil {
+		return err
+	}
+	c6.Close()
+	s6.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := s6.Read(make([]byte, 1)); err != io.EOF {
+		return fmt.Errorf("want EOF after the client closed, got %v", err)
+	}
+	s6.Close()
+	time.Sleep(50 * time.Millisecond) // the client's end reaches TIME-WAIT
+
+	fmt.Fprintln(stdout, "ready")
+	_, err = io.Copy(io.Discard, stdin)
+	return err
+}

@@ -1,0 +1,14 @@
+// Package explain says why a TCP reset happened and who was involved.
+//
+// It classifies each reset from its wire shape alone (KERNEL-NOTES facts
+// 10 and 11: a stateless reset answering a SYN, a stateless reset answering
+// a segment of a connection the sender has no socket for, or a socket's
+// abort), and, when the sender or the receiver is on this host, refines
+// that with the kernel's socket state from package proc: whether a
+// listener was bound to the port, whose socket sent or received the reset,
+// who listened on a refused port last, and whether a listener's accept
+// queue overflowed. It never guesses: what it does not know stays unknown.
+//
+// An Explainer reads /proc and sock_diag, so it is Linux-only in practice;
+// the wire-shape classification (WireCause) is OS-neutral.
+package explain

@@ -1,0 +1,324 @@
+package explain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/netns"
+	"github.com/rstwatch/rstwatch/sniff"
+)
+
+// Defaults for Config.
+const (
+	DefaultRefresh = 250 * time.Millisecond
+	localsRefresh  = 2 * time.Second
+)
+
+// Config configures Open. A nil *Config means defaults.
+type Config struct {
+	// NetNS is the network namespace whose sockets explain the resets
+	// (sock_diag sockets and local addresses come from it); empty means
+	// the caller's.
+	NetNS string
+	// Proc is the /proc of the host, for socket owners; the zero FS means
+	// /proc.
+	Proc proc.FS
+	// Counters reads the namespace's TCP counters (TcpExt.ListenOverflows
+	// tells an overflow from a stale reset); nil means Proc.Counters,
+	// which follows this process's namespace.
+	Counters func() (proc.Counters, error)
+	// Refresh is how often the socket table is re-read (default 250ms):
+	// a connection that lived longer than that is attributed even after
+	// the reset closed it.
+	Refresh time.Duration
+}
+
+// Explainer ties resets to the kernel's socket state. Explain and Observe
+// must be called from one goroutine (the capture's); Run refreshes the
+// state from another.
+type Explainer struct {
+	cfg     Config
+	table   *proc.Table
+	owners  *proc.Owners
+	dump    *proc.Diag // used by the table's periodic Refresh
+	lookup  *proc.Diag // used on the capture path, never blocked by a dump
+	locals  atomic.Pointer[map[netip.Addr]struct{}]
+	refresh sync.Mutex
+
+	overflows    uint64 // TcpExt.ListenOverflows at the last look
+	haveCounters bool
+}
+
+// Open dials sock_diag in the namespace, builds the owner index and takes
+// the first snapshot of the socket table.
+func Open(cfg *Config) (*Explainer, error) {
+	x := &Explainer{}
+	if cfg != nil {
+		x.cfg = *cfg
+	}
+	if x.cfg.Refresh <= 0 {
+		x.cfg.Refresh = DefaultRefresh
+	}
+	if x.cfg.Proc == (proc.FS{}) {
+		fs, err := proc.NewFS(proc.DefaultRoot)
+		if err != nil {
+			return nil, err
+		}
+		x.cfg.Proc = fs
+	}
+	if x.cfg.Counters == nil {
+		x.cfg.Counters = x.cfg.Proc.Counters
+	}
+	err := netns.Do(x.cfg.NetNS, func() error {
+		var err error
+		if x.dump, err = proc.DialDiag(); err != nil {
+			return err
+		}
+		x.lookup, err = proc.DialDiag()
+		return err
+	})
+	if err != nil {
+		x.Close()
+		return nil, fmt.Errorf("sock_diag: %w", err)
+	}
+	x.owners = proc.NewOwners(x.cfg.Proc, nil)
+	x.table = proc.NewTable(x.dump, x.owners, &proc.TableConfig{Lookup: x.lookup})
+	if err := x.refreshLocals(); err != nil {
+		x.Close()
+		return nil, err
+	}
+	if err := x.table.Refresh(time.Now()); err != nil && !errors.Is(err, proc.ErrDumpInterrupted) {
+		x.Close()
+		return nil, err
+	}
+	if c, err := x.cfg.Counters(); err == nil {
+		x.overflows, x.haveCounters = c["TcpExt.ListenOverflows"], true
+	}
+	return x, nil
+}
+
+// Close releases the sock_diag sockets.
+func (x *Explainer) Close() error {
+	var errs []error
+	for _, d := range []*proc.Diag{x.dump, x.lookup} {
+		if d != nil {
+			errs = append(errs, d.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Table returns the socket table the Explainer keeps.
+func (x *Explainer) Table() *proc.Table { return x.table }
+
+// Owners returns the owner index the Explainer keeps.
+func (x *Explainer) Owners() *proc.Owners { return x.owners }
+
+// Run refreshes the socket table and the local addresses until ctx ends.
+// Refresh errors do not stop it: the next refresh tries again.
+func (x *Explainer) Run(ctx context.Context) {
+	tick := time.NewTicker(x.cfg.Refresh)
+	defer tick.Stop()
+	lastLocals := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			x.Refresh(now)
+			if now.Sub(lastLocals) >= localsRefresh {
+				_ = x.refreshLocals()
+				lastLocals = now
+			}
+		}
+	}
+}
+
+// Refresh takes a new snapshot of the socket table now. Run calls it
+// periodically; tests call it to make the state deterministic.
+func (x *Explainer) Refresh(now time.Time) {
+	x.refresh.Lock()
+	defer x.refresh.Unlock()
+	_ = x.table.Refresh(now)
+}
+
+// refreshLocals lists the namespace's addresses.
+func (x *Explainer) refreshLocals() error {
+	m := make(map[netip.Addr]struct{})
+	err := netns.Do(x.cfg.NetNS, func() error {
+		addrs, err := net.InterfaceAddrs()
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			if p, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(p.IP); ok {
+					m[ip.Unmap()] = struct{}{}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list local addresses: %w", err)
+	}
+	x.locals.Store(&m)
+	return nil
+}
+
+// IsLocal reports whether a is an address of the watched namespace.
+func (x *Explainer) IsLocal(a netip.Addr) bool {
+	a = a.Unmap()
+	if addrIsLoopback(a) {
+		return true
+	}
+	m := x.locals.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := (*m)[a]
+	return ok
+}
+
+// Observe looks up the socket behind an outgoing SYN at once: a client
+// whose connection is refused lives in SYN-SENT only until the reset
+// arrives (KERNEL-NOTES fact 14), so this is the one chance to see it.
+func (x *Explainer) Observe(e *sniff.Event) {
+	if e.Flags&(sniff.FlagSYN|sniff.FlagACK|sniff.FlagRST) != sniff.FlagSYN || !x.IsLocal(e.Src.Addr()) {
+		return
+	}
+	_, _, _ = x.table.Lookup(e.Src, e.Dst)
+}
+
+// Explain fills v with why e, a reset, happened.
+func (x *Explainer) Explain(e *sniff.Event, v *Verdict) {
+	*v = Verdict{Cause: WireCause(&e.Segment)}
+	senderLocal, targetLocal := x.IsLocal(e.Src.Addr()), x.IsLocal(e.Dst.Addr())
+	v.Sender.Local, v.Target.Local = TriOf(senderLocal), TriOf(targetLocal)
+
+	if senderLocal {
+		x.explainSender(e, v)
+	}
+	if targetLocal {
+		v.Target.Process = x.socketOwner(e.Dst, e.Src)
+	}
+}
+
+func (x *Explainer) explainSender(e *sniff.Event, v *Verdict) {
+	l, listening := x.table.Listening(e.Src)
+	if listening && answersSYN(&e.Segment) {
+		// The snapshot may predate the listener's close: a stale
+		// "listening" would turn every refused connect into "rejected".
+		listening, l = x.listeningNow(e.Src, l)
+	}
+	v.Sender.Listening = TriOf(listening)
+	if listening {
+		v.Queue, v.Backlog = l.RecvQ, l.SendQ
+	} else if last, ok := x.table.LastListener(e.Src); ok {
+		v.Sender.LastListener = LastListener{Known: true, PID: last.PID, Comm: last.Comm, UID: last.UID, Until: last.Until}
+	}
+
+	switch v.Cause {
+	case Refused:
+		if listening {
+			// A listener would have answered the SYN itself: something
+			// else (netfilter, a policy) reset it.
+			v.Cause = Rejected
+			v.Listener = procOf(l, Recent)
+		}
+	case Stale:
+		if listening && x.overflowed(l) {
+			v.Cause = Overflow
+			v.Sender.Process = procOf(l, Recent)
+			v.Listener = v.Sender.Process
+		} else if listening {
+			v.Listener = procOf(l, Recent)
+		}
+	case Abort:
+		v.Sender.Process = x.socketOwner(e.Src, e.Dst)
+		if !v.Sender.Process.Known && listening {
+			// A listener closed with connections still in its accept
+			// queue resets them; they had no socket of their own yet.
+			v.Listener = procOf(l, Recent)
+		}
+	}
+}
+
+// listeningNow re-reads the listeners for addr from the kernel.
+func (x *Explainer) listeningNow(addr netip.AddrPort, snap proc.Entry) (bool, proc.Entry) {
+	fam := uint8(2) // AF_INET
+	if addr.Addr().Unmap().Is6() {
+		fam = 10 // AF_INET6
+	}
+	socks, err := x.lookup.Dump(fam, proc.Mask(proc.Listen))
+	if err != nil && !errors.Is(err, proc.ErrDumpInterrupted) {
+		return true, snap // keep what the snapshot said
+	}
+	if fam == 2 {
+		// A dual-stack [::] listener accepts IPv4 too.
+		more, err := x.lookup.Dump(10, proc.Mask(proc.Listen))
+		if err == nil {
+			socks = append(socks, more...)
+		}
+	}
+	for _, s := range socks {
+		if s.Local.Port() != addr.Port() {
+			continue
+		}
+		la := s.Local.Addr().Unmap()
+		if la == addr.Addr().Unmap() || la.IsUnspecified() && (la.Is4() == addr.Addr().Unmap().Is4() || la.Is6() && !s.V6Only) {
+			return true, snap
+		}
+	}
+	return false, proc.Entry{}
+}
+
+// overflowed reports whether listener l's accept queue is full or the
+// namespace's ListenOverflows counter rose since the last look.
+func (x *Explainer) overflowed(l proc.Entry) bool {
+	full := l.SendQ > 0 && l.RecvQ >= l.SendQ
+	if !x.haveCounters {
+		return full
+	}
+	c, err := x.cfg.Counters()
+	if err != nil {
+		return full
+	}
+	n := c["TcpExt.ListenOverflows"]
+	rose := n > x.overflows
+	x.overflows = n
+	return full || rose
+}
+
+// socketOwner finds the socket with this local and remote address: first
+// in the kernel at this instant, then among the sockets the table saw
+// recently.
+func (x *Explainer) socketOwner(local, remote netip.AddrPort) Proc {
+	if s, ok, err := x.lookup.Lookup(local, remote); err == nil && ok {
+		p := Proc{Known: true, Inode: s.Inode, State: s.State.String(), UID: s.UID, Seen: Live}
+		if owner, ok := x.owners.Lookup(s.Inode); ok {
+			p.Owned, p.PID, p.Comm, p.UID, p.Cgroup = true, owner.PID, owner.Comm, owner.UID, owner.Cgroup
+		}
+		return p
+	}
+	if ent, ok := x.table.Conn(local, remote); ok {
+		return procOf(ent, Recent)
+	}
+	return Proc{}
+}
+
+// procOf describes a table entry.
+func procOf(e proc.Entry, seen Seen) Proc {
+	p := Proc{Known: true, Inode: e.Inode, State: e.State.String(), UID: e.UID, Seen: seen}
+	if e.Owned {
+		p.Owned, p.PID, p.Comm, p.UID, p.Cgroup = true, e.Process.PID, e.Process.Comm, e.Process.UID, e.Process.Cgroup
+	}
+	return p
+}

@@ -1,0 +1,175 @@
+package explain
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/rstwatch/rstwatch/sniff"
+)
+
+// Cause is why a reset was sent. The zero value is invalid.
+//
+//enumcheck:exhaustive
+type Cause uint8
+
+// Causes, spelled as the JSON "cause" field.
+const (
+	_ Cause = iota
+	// Refused: a stateless reset answering a SYN; on this host, nothing
+	// listens on that address and port.
+	Refused
+	// Rejected: a stateless reset answering a SYN although a listener
+	// exists: a firewall `reject with tcp-reset` or a policy.
+	Rejected
+	// Overflow: a stateless reset from a listener whose accept queue is
+	// full (net.ipv4.tcp_abort_on_overflow=1).
+	Overflow
+	// Abort: a socket's reset: the sender's application aborted an
+	// established connection (SO_LINGER 0, close with unread data, a
+	// listener closed with pending connections).
+	Abort
+	// Stale: a stateless reset answering a segment of a connection the
+	// sender has no socket for.
+	Stale
+	// Unknown: none of the above fits.
+	Unknown
+)
+
+// String returns the JSON spelling.
+func (c Cause) String() string {
+	switch c {
+	case Refused:
+		return "refused"
+	case Rejected:
+		return "rejected"
+	case Overflow:
+		return "overflow"
+	case Abort:
+		return "abort"
+	case Stale:
+		return "stale"
+	}
+	return "unknown"
+}
+
+// Tri is a boolean that may be unknown (JSON null).
+type Tri uint8
+
+// Tri values.
+const (
+	Null Tri = iota
+	False
+	True
+)
+
+// TriOf converts a known boolean.
+func TriOf(b bool) Tri {
+	if b {
+		return True
+	}
+	return False
+}
+
+// Seen tells whether process information came from a lookup at the moment
+// of the reset or from the table of recent sockets.
+type Seen uint8
+
+// Seen values, spelled as the JSON "seen" field.
+const (
+	_ Seen = iota
+	Live
+	Recent
+)
+
+// String returns "live" or "recent".
+func (s Seen) String() string {
+	if s == Live {
+		return "live"
+	}
+	return "recent"
+}
+
+// Proc is a socket and its owner. Known is false when nothing is known
+// about the socket (JSON null); Owned is false when the socket is known but
+// its process is not (another user's process without CAP_SYS_PTRACE, or a
+// socket not yet accepted), and then PID, Comm and Cgroup are unknown.
+type Proc struct {
+	Known  bool
+	Owned  bool
+	PID    int
+	Comm   string
+	UID    uint32
+	Inode  uint64
+	State  string // the socket's TCP state as ss prints it
+	Cgroup string
+	Seen   Seen
+}
+
+// LastListener is who listened on a port that nobody listens on now.
+type LastListener struct {
+	Known bool
+	PID   int
+	Comm  string
+	UID   uint32
+	Until time.Time
+}
+
+// Sender is what is known about the host and socket that sent a reset.
+type Sender struct {
+	Local     Tri // the sender is this host (null offline)
+	Listening Tri // a listener was bound to the sender's address:port (null unless local)
+	Process   Proc
+	// LastListener is set for a port nobody listens on that had a
+	// listener recently.
+	LastListener LastListener
+}
+
+// Target is what is known about the receiver of a reset.
+type Target struct {
+	Local   Tri
+	Process Proc
+}
+
+// Verdict is the explanation of one reset.
+type Verdict struct {
+	Cause   Cause
+	Sender  Sender
+	Target  Target
+	Offline bool // explained from a capture file: wire shape only
+	// Listener is the listener on the sender's port, for a rejected,
+	// overflowed or stale reset, or an abort by a listener's close.
+	Listener Proc
+	// Queue and Backlog are the listener's accept queue length and
+	// backlog for an overflow, when known.
+	Queue, Backlog uint32
+}
+
+// WireCause classifies a reset from the packet alone (KERNEL-NOTES facts
+// 10-11). The Linux stack's stateless resets (tcp_v4_send_reset) carry
+// window 0; a socket's reset (tcp_send_active_reset) carries its window.
+// A stateless reset to a SYN is RST|ACK with sequence 0 and acknowledges
+// the SYN; one to any segment carrying ACK is a bare RST whose sequence
+// number is that segment's ack.
+func WireCause(s *sniff.Segment) Cause {
+	if !s.Flags.Has(sniff.FlagRST) {
+		return Unknown
+	}
+	switch {
+	case s.Window != 0:
+		return Abort
+	case s.Flags.Has(sniff.FlagACK) && s.Seq == 0:
+		return Refused
+	case !s.Flags.Has(sniff.FlagACK):
+		return Stale
+	}
+	return Unknown
+}
+
+// answersSYN reports whether a reset has the shape of a stateless answer
+// to a SYN.
+func answersSYN(s *sniff.Segment) bool {
+	return s.Window == 0 && s.Flags.Has(sniff.FlagRST|sniff.FlagACK) && s.Seq == 0
+}
+
+// addrIsLoopback covers 127/8 and ::1, which are local in every namespace.
+func addrIsLoopback(a netip.Addr) bool { return a.Unmap().IsLoopback() }
