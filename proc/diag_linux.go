@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,6 +43,13 @@ func dialDiag() (*Diag, error) {
 		unix.Close(fd)
 		return nil, os.NewSyscallError("bind", err)
 	}
+	// Connected to the kernel (port 0), requests go out with write(2) and
+	// replies come in without a source address: the lookup on the capture
+	// path then allocates nothing (sendto(2) with an address does).
+	if err := unix.Connect(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("connect", err)
+	}
 	return &Diag{c: diagConn{fd: fd, buf: make([]byte, diagRecvBuf)}}, nil
 }
 
@@ -56,18 +64,26 @@ func (d *Diag) send(r *diagRequest) error {
 	r.seq = d.c.seq
 	d.c.req = r.marshal(d.c.req[:0])
 	for {
-		err := unix.Sendto(d.c.fd, d.c.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		_, err := unix.Write(d.c.fd, d.c.req)
 		if err == unix.EINTR {
 			continue
 		}
-		return os.NewSyscallError("sendto", err)
+		return os.NewSyscallError("write", err)
 	}
 }
 
 // recv reads one datagram of netlink messages into d.c.buf.
 func (d *Diag) recv() ([]byte, error) {
 	for {
-		n, _, err := unix.Recvfrom(d.c.fd, d.c.buf, unix.MSG_TRUNC)
+		// recvfrom(2) without a source address; MSG_TRUNC makes it return
+		// the datagram's full length, so truncation is detected.
+		r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(d.c.fd), uintptr(unsafe.Pointer(&d.c.buf[0])),
+			uintptr(len(d.c.buf)), unix.MSG_TRUNC, 0, 0)
+		n := int(r)
+		var err error
+		if e != 0 {
+			err = e
+		}
 		switch {
 		case err == unix.EINTR:
 			continue

@@ -29,6 +29,8 @@ func runHelper(mode string) int {
 	switch mode {
 	case helperSockets:
 		err = holdSockets(os.Stdin, os.Stdout)
+	case helperListen:
+		err = listenThenExit(os.Getenv(helperAddrEnv), os.Stdout)
 	default:
 		err = fmt.Errorf("unknown helper %q", mode)
 	}
@@ -82,4 +84,22 @@ func holdSockets(stdin io.Reader, stdout io.Writer) error {
 	fmt.Fprintln(stdout, "ready")
 	_, err = io.Copy(io.Discard, stdin)
 	return err
+}
+
+// helperListen is the helper that listens on $RSTWATCH_TEST_ADDR, prints
+// "ready", holds the listener for a second (several socket-table refreshes)
+// and exits: a listener that was there and is gone.
+const (
+	helperListen  = "listen"
+	helperAddrEnv = "RSTWATCH_TEST_ADDR"
+)
+
+func listenThenExit(addr string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "ready")
+	time.Sleep(time.Second)
+	return ln.Close()
 }

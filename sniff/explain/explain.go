@@ -38,6 +38,12 @@ type Config struct {
 	// a connection that lived longer than that is attributed even after
 	// the reset closed it.
 	Refresh time.Duration
+	// Budget is how many resets (and outgoing SYNs) a second are tied to
+	// sockets with sock_diag lookups (default DefaultBudget; negative: no
+	// limit). Over it, Explain gives the verdict from the packet alone and
+	// sets Verdict.Sampled, so a reset storm is captured in full while
+	// attribution degrades to sampling.
+	Budget int
 }
 
 // Explainer ties resets to the kernel's socket state. Explain and Observe
@@ -54,18 +60,30 @@ type Explainer struct {
 
 	overflows    uint64 // TcpExt.ListenOverflows at the last look
 	haveCounters bool
+	// budget limits sock_diag lookups on the capture path (budget.go).
+	budget budget
+
+	listenCheck listenCheck
+
+	// kick asks Run for an early refresh: a SYN's socket was found but
+	// not its owner, whose fd can be found only while the socket exists.
+	kick chan struct{}
 }
 
 // Open dials sock_diag in the namespace, builds the owner index and takes
 // the first snapshot of the socket table.
 func Open(cfg *Config) (*Explainer, error) {
-	x := &Explainer{}
+	x := &Explainer{kick: make(chan struct{}, 1)}
 	if cfg != nil {
 		x.cfg = *cfg
 	}
 	if x.cfg.Refresh <= 0 {
 		x.cfg.Refresh = DefaultRefresh
 	}
+	if x.cfg.Budget == 0 {
+		x.cfg.Budget = DefaultBudget
+	}
+	x.budget = newBudget(x.cfg.Budget)
 	if x.cfg.Proc == (proc.FS{}) {
 		fs, err := proc.NewFS(proc.DefaultRoot)
 		if err != nil {
@@ -88,7 +106,9 @@ func Open(cfg *Config) (*Explainer, error) {
 		x.Close()
 		return nil, fmt.Errorf("sock_diag: %w", err)
 	}
-	x.owners = proc.NewOwners(x.cfg.Proc, nil)
+	// Re-read fd directories at most twice a second after a miss: a
+	// refused client's fd is open only until it sees the reset.
+	x.owners = proc.NewOwners(x.cfg.Proc, &proc.OwnersConfig{RescanInterval: 2 * x.cfg.Refresh})
 	x.table = proc.NewTable(x.dump, x.owners, &proc.TableConfig{Lookup: x.lookup})
 	if err := x.refreshLocals(); err != nil {
 		x.Close()
@@ -131,6 +151,8 @@ func (x *Explainer) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-x.kick:
+			x.Refresh(time.Now())
 		case now := <-tick.C:
 			x.Refresh(now)
 			if now.Sub(lastLocals) >= localsRefresh {
@@ -194,7 +216,18 @@ func (x *Explainer) Observe(e *sniff.Event) {
 	if e.Flags&(sniff.FlagSYN|sniff.FlagACK|sniff.FlagRST) != sniff.FlagSYN || !x.IsLocal(e.Src.Addr()) {
 		return
 	}
-	_, _, _ = x.table.Lookup(e.Src, e.Dst)
+	if !x.budget.allow(e.Time) {
+		return
+	}
+	ent, found, err := x.table.Lookup(e.Src, e.Dst)
+	if err == nil && found && ent.Inode != 0 && !ent.Owned {
+		if _, ok := x.owners.Lookup(ent.Inode); !ok {
+			select {
+			case x.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
 }
 
 // Explain fills v with why e, a reset, happened.
@@ -202,6 +235,13 @@ func (x *Explainer) Explain(e *sniff.Event, v *Verdict) {
 	*v = Verdict{Cause: WireCause(&e.Segment)}
 	senderLocal, targetLocal := x.IsLocal(e.Src.Addr()), x.IsLocal(e.Dst.Addr())
 	v.Sender.Local, v.Target.Local = TriOf(senderLocal), TriOf(targetLocal)
+	if !senderLocal && !targetLocal {
+		return
+	}
+	if !x.budget.allow(e.Time) {
+		v.Sampled = true
+		return
+	}
 
 	if senderLocal {
 		x.explainSender(e, v)
@@ -213,7 +253,7 @@ func (x *Explainer) Explain(e *sniff.Event, v *Verdict) {
 
 func (x *Explainer) explainSender(e *sniff.Event, v *Verdict) {
 	l, listening := x.table.Listening(e.Src)
-	if listening && answersSYN(&e.Segment) {
+	if listening {
 		// The snapshot may predate the listener's close: a stale
 		// "listening" would turn every refused connect into "rejected".
 		listening, l = x.listeningNow(e.Src, l)
@@ -251,8 +291,17 @@ func (x *Explainer) explainSender(e *sniff.Event, v *Verdict) {
 	}
 }
 
-// listeningNow re-reads the listeners for addr from the kernel.
+// listenCheckFor is how long a live listener check answers for the same
+// address, so that a burst of resets from one port costs one dump.
+const listenCheckFor = 20 * time.Millisecond
+
+// listeningNow re-reads the listeners for addr from the kernel and returns
+// the snapshot's entry updated with the live accept queue.
 func (x *Explainer) listeningNow(addr netip.AddrPort, snap proc.Entry) (bool, proc.Entry) {
+	now := time.Now()
+	if c := &x.listenCheck; c.addr == addr && now.Sub(c.at) < listenCheckFor {
+		return c.listening, c.entry
+	}
 	fam := uint8(2) // AF_INET
 	if addr.Addr().Unmap().Is6() {
 		fam = 10 // AF_INET6
@@ -268,16 +317,29 @@ func (x *Explainer) listeningNow(addr netip.AddrPort, snap proc.Entry) (bool, pr
 			socks = append(socks, more...)
 		}
 	}
+	listening, entry := false, proc.Entry{}
+	a := addr.Addr().Unmap()
 	for _, s := range socks {
+		la := s.Local.Addr().Unmap()
 		if s.Local.Port() != addr.Port() {
 			continue
 		}
-		la := s.Local.Addr().Unmap()
-		if la == addr.Addr().Unmap() || la.IsUnspecified() && (la.Is4() == addr.Addr().Unmap().Is4() || la.Is6() && !s.V6Only) {
-			return true, snap
+		if la == a || la.IsUnspecified() && (la.Is4() == a.Is4() || la.Is6() && !s.V6Only) {
+			listening, entry = true, snap
+			entry.RecvQ, entry.SendQ = s.RecvQ, s.SendQ
+			break
 		}
 	}
-	return false, proc.Entry{}
+	x.listenCheck = listenCheck{addr: addr, at: now, listening: listening, entry: entry}
+	return listening, entry
+}
+
+// listenCheck is the last answer of listeningNow.
+type listenCheck struct {
+	addr      netip.AddrPort
+	at        time.Time
+	listening bool
+	entry     proc.Entry
 }
 
 // overflowed reports whether listener l's accept queue is full or the
@@ -309,6 +371,10 @@ func (x *Explainer) socketOwner(local, remote netip.AddrPort) Proc {
 		return p
 	}
 	if ent, ok := x.table.Conn(local, remote); ok {
+		if !ent.Owned && ent.Inode != 0 {
+			// The owner may have been found since the entry was made.
+			ent.Process, ent.Owned = x.owners.Lookup(ent.Inode)
+		}
 		return procOf(ent, Recent)
 	}
 	return Proc{}

@@ -136,6 +136,9 @@ type Verdict struct {
 	Sender  Sender
 	Target  Target
 	Offline bool // explained from a capture file: wire shape only
+	// Sampled: attribution was over its budget (Config.Budget) when this
+	// reset came, so it is explained from the packet alone, as Offline.
+	Sampled bool
 	// Listener is the listener on the sender's port, for a rejected,
 	// overflowed or stale reset, or an abort by a listener's close.
 	Listener Proc
@@ -163,12 +166,6 @@ func WireCause(s *sniff.Segment) Cause {
 		return Stale
 	}
 	return Unknown
-}
-
-// answersSYN reports whether a reset has the shape of a stateless answer
-// to a SYN.
-func answersSYN(s *sniff.Segment) bool {
-	return s.Window == 0 && s.Flags.Has(sniff.FlagRST|sniff.FlagACK) && s.Seq == 0
 }
 
 // addrIsLoopback covers 127/8 and ::1, which are local in every namespace.
