@@ -5,12 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -52,6 +49,7 @@ Needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep rstwatch).`,
 			&cli.StringFlag{Name: flagWrite, Aliases: []string{"w"}, Usage: "also write every reset to `FILE` (pcapng; \"-\" is stdout, which then carries only the file)"},
 			&cli.BoolFlag{Name: flagPcap, Usage: "with -w, write classic pcap (LINKTYPE_LINUX_SLL2, nanoseconds) instead of pcapng"},
 			&cli.BoolFlag{Name: flagNoExplain, Usage: "do not tie resets to sockets and processes (no sock_diag, no /proc scans; cause from the packet only)"},
+			metricsFlag(),
 			&cli.StringFlag{Name: flagRead, Aliases: []string{"r"}, Usage: "read resets from pcap or pcapng `FILE` instead of capturing (\"-\" is stdin)"},
 		},
 		Action: runWatch,
@@ -123,219 +121,54 @@ func listeningLine(cfg *sniff.Config, ifaces []sniff.Interface) string {
 	return fmt.Sprintf("listening on %s, capturing TCP resets", strings.Join(names, ", "))
 }
 
-// eventSource is a live capture or a capture file.
-type eventSource interface {
-	Next(*sniff.Event) error
-	Buffered() int
-}
-
 func runWatch(c *cli.Context) error {
-	cfg, err := captureFlags(c)
-	if err != nil {
-		return err
-	}
-	if c.Bool(flagPcap) && c.String(flagWrite) == "" {
-		return usagef("--%s needs -w FILE", flagPcap)
-	}
 	ctx := c.Context
 	if d := c.Duration(flagDuration); d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-
-	// Create the capture file first, as tcpdump does: an unwritable path
-	// fails before anything is captured or printed.
-	stdout := c.App.Writer
-	var file *captureFile
-	if path := c.String(flagWrite); path != "" {
-		if file, err = createCaptureFile(path, c.Bool(flagPcap), stdout); err != nil {
-			return err
-		}
-		defer file.close() // a second close after the explicit one is harmless
-		if path == stdio {
-			stdout = io.Discard // stdout carries the capture file only
-		}
+	s, err := openSession(ctx, c)
+	if err != nil {
+		return err
 	}
+	defer s.close()
 
-	var (
-		src     eventSource
-		summary func(n int)
-		x       *explain.Explainer // nil offline or when attribution is off
-	)
-	if path := c.String(flagRead); path != "" {
-		if len(cfg.Interfaces) > 0 {
-			return usagef("-i selects live interfaces; it cannot be used with -r")
+	out := bufio.NewWriterSize(s.stdout, 64<<10)
+	asJSON := c.Bool(flagJSON)
+	buf := make([]byte, 0, 1024)
+	n, err := s.run(ctx, c.Int(flagCount), func(e *sniff.Event, v *explain.Verdict) error {
+		if asJSON {
+			buf = appendJSON(buf[:0], e, v)
+		} else {
+			buf = appendText(buf[:0], e, v)
 		}
-		fr, closer, err := openReadFile(path, cfg.Filter, os.Stdin)
-		if err != nil {
-			return err
+		buf = append(buf, '\n')
+		if _, err := out.Write(buf); err != nil {
+			return fmt.Errorf("write output: %w", err)
 		}
-		defer closer.Close()
-		src = fr
-		summary = func(n int) {
-			fmt.Fprintf(c.App.ErrWriter, "%d resets in %s (%d packets read)\n", n, path, fr.Packets)
+		return nil
+	}, func() error {
+		// Flush before the source may block, so lines appear as they
+		// happen while a storm is still written in large chunks.
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("write output: %w", err)
 		}
-	} else {
-		if !c.Bool(flagNoExplain) {
-			x = openExplainer(c.App.ErrWriter)
-		}
-		if x != nil {
-			defer x.Close()
-			// Outgoing SYNs let the explainer see a refused client's
-			// socket while it exists.
-			cfg.Filter.SYN = true
-			go x.Run(ctx)
-		}
-		s, err := openCapture(cfg)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		fmt.Fprintln(c.App.ErrWriter, listeningLine(cfg, s.Interfaces()))
-		stop := context.AfterFunc(ctx, func() { _ = s.SetReadDeadline(time.Unix(1, 0)) })
-		defer stop()
-		src = s
-		summary = func(n int) { reportCapture(c.App.ErrWriter, s, n) }
-	}
-
-	out := bufio.NewWriterSize(stdout, 64<<10)
-	n, err := watchLoop(ctx, src, out, loopConfig{
-		explainer: x, offline: c.String(flagRead) != "", file: file,
-		json: c.Bool(flagJSON), limit: c.Int(flagCount),
+		return nil
 	})
 	// Whatever happened, keep what was already captured: flush the lines
 	// and the file, then report.
 	if ferr := out.Flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("write output: %w", ferr)
 	}
-	if file != nil {
-		if ferr := file.close(); err == nil {
-			err = ferr
-		}
+	if ferr := s.finish(); err == nil {
+		err = ferr
 	}
-	summary(n)
+	if s.live != nil {
+		reportCapture(s.stderr, s.live, n)
+	} else {
+		fr := s.src.(*fileSource)
+		fmt.Fprintf(s.stderr, "%d resets in %s (%d packets read)\n", n, fr.name, fr.Packets)
+	}
 	return err
-}
-
-// watchLoop prints (and writes to file, if any) resets until ctx ends, the
-// source is exhausted or limit resets were printed, and returns how many it
-// printed.
-// loopConfig is what watchLoop does with each segment.
-type loopConfig struct {
-	explainer *explain.Explainer // nil: causes from the packet alone
-	offline   bool               // the source is a capture file
-	file      *captureFile       // -w, or nil
-	json      bool
-	limit     int // resets to print; 0 is no limit
-}
-
-func watchLoop(ctx context.Context, src eventSource, out *bufio.Writer, lc loopConfig) (int, error) {
-	x, file, limit := lc.explainer, lc.file, lc.limit
-	var (
-		ev  sniff.Event
-		v   explain.Verdict
-		buf = make([]byte, 0, 1024)
-		n   int
-	)
-	for (limit == 0 || n < limit) && ctx.Err() == nil {
-		if err := src.Next(&ev); err != nil {
-			switch {
-			case errors.Is(err, io.EOF):
-				return n, nil
-			case ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):
-				return n, nil
-			}
-			return n, err
-		}
-		if !ev.Flags.Has(sniff.FlagRST) {
-			// A SYN passed for attribution: not printed, but kept in the
-			// capture file, marked.
-			if x != nil {
-				x.Observe(&ev)
-			}
-			if file != nil {
-				if err := file.write(&ev, synComment); err != nil {
-					return n, err
-				}
-			}
-			continue
-		}
-		n++
-		explainReset(x, &ev, &v, lc.offline)
-		if lc.json {
-			buf = appendJSON(buf[:0], &ev, &v)
-		} else {
-			buf = appendText(buf[:0], &ev, &v)
-		}
-		buf = append(buf, '\n')
-		if _, err := out.Write(buf); err != nil {
-			return n, fmt.Errorf("write output: %w", err)
-		}
-		if file != nil {
-			if err := file.write(&ev, verdictComment(&v)); err != nil {
-				return n, err
-			}
-		}
-		// Flush before Next may block, so lines appear as they happen
-		// while a storm is still written in large chunks.
-		if src.Buffered() == 0 {
-			if err := out.Flush(); err != nil {
-				return n, fmt.Errorf("write output: %w", err)
-			}
-			if file != nil {
-				if err := file.flush(); err != nil {
-					return n, err
-				}
-			}
-		}
-	}
-	return n, nil
-}
-
-// reportCapture prints the closing summary, as tcpdump does.
-func reportCapture(w io.Writer, s *sniff.Sniffer, n int) {
-	st, err := s.Stats()
-	if err != nil {
-		fmt.Fprintf(w, "%d resets captured (kernel statistics unavailable: %v)\n", n, err)
-		return
-	}
-	fmt.Fprintf(w, "%d resets captured, %d dropped by kernel\n", n, st.Drops)
-	fmt.Fprintf(w, "%d packets received by filter\n", st.Packets)
-}
-
-// synComment marks the SYNs a capture file holds only for attribution.
-const synComment = "rstwatch: SYN kept for attribution"
-
-// openExplainer starts attribution; when it cannot (no sock_diag, no /proc),
-// watch goes on with causes from the packets alone and says so once.
-func openExplainer(stderr io.Writer) *explain.Explainer {
-	x, err := explain.Open(nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "attribution unavailable, causes come from the packets alone: %v\n", err)
-		return nil
-	}
-	return x
-}
-
-// explainReset fills v for a reset: from the kernel's state when x is set,
-// else from the packet alone (offline: read from a capture file).
-func explainReset(x *explain.Explainer, e *sniff.Event, v *explain.Verdict, offline bool) {
-	if x != nil {
-		x.Explain(e, v)
-		return
-	}
-	*v = explain.Verdict{Cause: explain.WireCause(&e.Segment), Offline: offline}
-}
-
-// verdictComment is the pcapng packet comment that carries the attribution.
-func verdictComment(v *explain.Verdict) string {
-	c := "rstwatch: cause=" + v.Cause.String()
-	if p := &v.Sender.Process; p.Owned {
-		c += " sender=" + p.Comm + "/" + strconv.Itoa(p.PID)
-	}
-	if p := &v.Target.Process; p.Owned {
-		c += " target=" + p.Comm + "/" + strconv.Itoa(p.PID)
-	}
-	return c
 }
