@@ -38,6 +38,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
 			watchCommand(),
+			diagnoseCommand(),
 			statsCommand(),
 			socketsCommand(),
 		},

@@ -256,3 +256,11 @@ func verdictComment(v *explain.Verdict) string {
 	}
 	return c
 }
+
+// stopAfter ends a capture d after it was armed (0: never), so that
+// --duration counts capture time, not set-up time.
+func stopAfter(d time.Duration, cancel context.CancelFunc) {
+	if d > 0 {
+		time.AfterFunc(d, cancel)
+	}
+}

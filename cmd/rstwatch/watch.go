@@ -122,17 +122,14 @@ func listeningLine(cfg *sniff.Config, ifaces []sniff.Interface) string {
 }
 
 func runWatch(c *cli.Context) error {
-	ctx := c.Context
-	if d := c.Duration(flagDuration); d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
 	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	stopAfter(c.Duration(flagDuration), cancel)
 
 	out := bufio.NewWriterSize(s.stdout, 64<<10)
 	asJSON := c.Bool(flagJSON)

@@ -388,3 +388,31 @@ func procOf(e proc.Entry, seen Seen) Proc {
 	}
 	return p
 }
+
+// Listener is a listening socket with its owner and accept queue.
+type Listener struct {
+	Addr           netip.AddrPort
+	Queue, Backlog uint32 // connections waiting to be accepted, and the most allowed
+	Process        Proc
+}
+
+// Listeners lists the namespace's listening sockets now, with their owners
+// (KERNEL-NOTES fact 17: the queue is full when Queue >= Backlog).
+func (x *Explainer) Listeners() ([]Listener, error) {
+	var out []Listener
+	for _, fam := range []uint8{2, 10} {
+		socks, err := x.lookup.Dump(fam, proc.Mask(proc.Listen))
+		if err != nil && !errors.Is(err, proc.ErrDumpInterrupted) {
+			return out, err
+		}
+		for _, s := range socks {
+			l := Listener{Addr: s.Local, Queue: s.RecvQ, Backlog: s.SendQ}
+			l.Process = Proc{Known: true, Inode: s.Inode, UID: s.UID, State: s.State.String(), Seen: Live}
+			if owner, ok := x.owners.Lookup(s.Inode); ok {
+				l.Process.Owned, l.Process.PID, l.Process.Comm, l.Process.UID, l.Process.Cgroup = true, owner.PID, owner.Comm, owner.UID, owner.Cgroup
+			}
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
