@@ -41,19 +41,11 @@ Examples:
    rstwatch diagnose --duration 1m --json     one JSON document
    rstwatch diagnose --alert 'AttemptFails>2/s' --port 7211
    rstwatch diagnose -r capture.pcapng        findings from a capture file (packets only)`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: flagDuration, Value: defaultDiagnoseDuration, Usage: "how long to watch, `D` (Ctrl-C ends early)"},
 			&cli.BoolFlag{Name: flagJSON, Usage: "print the report as one JSON document"},
 			&cli.StringSliceFlag{Name: flagAlert, Usage: "also fire when counter rule `EXPR` holds over the run, e.g. 'AttemptFails>2/s' (repeatable)"},
-			&cli.StringSliceFlag{Name: flagInterface, Aliases: []string{"i"}, Usage: "capture on interface `NAME` (repeatable; default: all)"},
-			&cli.IntSliceFlag{Name: flagPort, Usage: "only resets to or from TCP port `N` (repeatable)"},
-			&cli.StringSliceFlag{Name: flagHost, Usage: "only resets to or from `ADDR` (repeatable)"},
-			&cli.StringFlag{Name: flagWrite, Aliases: []string{"w"}, Usage: "also write the resets to `FILE` (pcapng)"},
-			&cli.BoolFlag{Name: flagPcap, Usage: "with -w, write classic pcap instead of pcapng"},
-			&cli.StringFlag{Name: flagRead, Aliases: []string{"r"}, Usage: "diagnose the resets in pcap or pcapng `FILE` (no counters, no sockets)"},
-			&cli.BoolFlag{Name: flagNoExplain, Usage: "do not tie resets to sockets and processes"},
-			metricsFlag(),
-		},
+		}, sessionFlags()...),
 		Action: runDiagnose,
 	}
 }

@@ -39,20 +39,28 @@ Examples:
    rstwatch watch -r capture.pcap        the resets in a file from tcpdump, Wireshark, ...
 
 Needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep rstwatch).`,
-		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: flagInterface, Aliases: []string{"i"}, Usage: "capture on interface `NAME` (repeatable; default: all, including ones added later)"},
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object per reset per line, nothing else on stdout"},
 			&cli.IntFlag{Name: flagCount, Aliases: []string{"c"}, Usage: "stop after `N` resets (0: no limit)"},
 			&cli.DurationFlag{Name: flagDuration, Usage: "stop after duration `D` (e.g. 30s, 5m; 0: no limit)"},
-			&cli.IntSliceFlag{Name: flagPort, Usage: "only resets to or from TCP port `N` (repeatable)"},
-			&cli.StringSliceFlag{Name: flagHost, Usage: "only resets to or from `ADDR`, IPv4 or IPv6 (repeatable)"},
-			&cli.StringFlag{Name: flagWrite, Aliases: []string{"w"}, Usage: "also write every reset to `FILE` (pcapng; \"-\" is stdout, which then carries only the file)"},
-			&cli.BoolFlag{Name: flagPcap, Usage: "with -w, write classic pcap (LINKTYPE_LINUX_SLL2, nanoseconds) instead of pcapng"},
-			&cli.BoolFlag{Name: flagNoExplain, Usage: "do not tie resets to sockets and processes (no sock_diag, no /proc scans; cause from the packet only)"},
-			metricsFlag(),
-			&cli.StringFlag{Name: flagRead, Aliases: []string{"r"}, Usage: "read resets from pcap or pcapng `FILE` instead of capturing (\"-\" is stdin)"},
-		},
+		}, sessionFlags()...),
 		Action: runWatch,
+	}
+}
+
+// sessionFlags are the flags of the commands that capture (watch,
+// diagnose): what to capture, where to read or write it, attribution and
+// metrics. openSession reads them.
+func sessionFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: flagInterface, Aliases: []string{"i"}, Usage: "capture on interface `NAME` (repeatable; default: all, including ones added later)"},
+		&cli.IntSliceFlag{Name: flagPort, Usage: "only resets to or from TCP port `N` (repeatable)"},
+		&cli.StringSliceFlag{Name: flagHost, Usage: "only resets to or from `ADDR`, IPv4 or IPv6 (repeatable)"},
+		&cli.StringFlag{Name: flagWrite, Aliases: []string{"w"}, Usage: "also write every reset to `FILE` (pcapng; \"-\" is stdout, which then carries only the file)"},
+		&cli.BoolFlag{Name: flagPcap, Usage: "with -w, write classic pcap (LINKTYPE_LINUX_SLL2, nanoseconds) instead of pcapng"},
+		&cli.StringFlag{Name: flagRead, Aliases: []string{"r"}, Usage: "read resets from pcap or pcapng `FILE` instead of capturing (\"-\" is stdin; causes from the packets alone)"},
+		&cli.BoolFlag{Name: flagNoExplain, Usage: "do not tie resets to sockets and processes (no sock_diag, no /proc scans; causes from the packets alone)"},
+		metricsFlag(),
 	}
 }
 
