@@ -28,11 +28,17 @@ type Config struct {
 	// NetNS is the path of the network namespace to capture in (for example
 	// /run/netns/NAME); empty means the caller's.
 	NetNS string
-	// Batch is how many packets one recvmmsg(2) may return.
+	// Batch is how many packets one recvmmsg(2) may return (without the
+	// ring).
 	Batch int
-	// ReadBuffer is the socket receive buffer in bytes (SO_RCVBUFFORCE when
+	// ReadBuffer is the size of the TPACKET_V3 receive ring in bytes, or,
+	// without the ring, the socket receive buffer (SO_RCVBUFFORCE when
 	// permitted, else SO_RCVBUF capped by net.core.rmem_max).
 	ReadBuffer int
+	// NoRing reads with recvmmsg(2) into preallocated buffers instead of
+	// a memory-mapped TPACKET_V3 ring. Open falls back to recvmmsg by
+	// itself when the kernel refuses the ring.
+	NoRing bool
 }
 
 // Stats are the capture's kernel counters, accumulated since Open (the

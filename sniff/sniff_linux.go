@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -46,6 +47,12 @@ type Sniffer struct {
 	recvFn  func(fd uintptr) bool
 	nread   int
 	rerr    syscall.Errno
+
+	// The TPACKET_V3 ring, when in use (ring_linux.go); ringMu keeps Close
+	// from unmapping it under a read.
+	useRing bool
+	ringMu  sync.Mutex
+	ring    *ring
 
 	batch       []Packet
 	pos         int
@@ -180,6 +187,10 @@ func (s *Sniffer) setup(c Config) error {
 	if serr != nil {
 		return serr
 	}
+	if !c.NoRing && s.setupRing(c.ReadBuffer) == nil {
+		s.useRing = true
+		return nil
+	}
 
 	n := c.Batch
 	s.msgs = make([]unix.Mmsghdr, n)
@@ -235,6 +246,9 @@ func (s *Sniffer) recv(fd uintptr) bool {
 }
 
 func (s *Sniffer) read() ([]Packet, error) {
+	if s.useRing {
+		return s.readRing()
+	}
 	if err := s.rc.Read(s.recvFn); err != nil {
 		return nil, err
 	}
@@ -334,7 +348,15 @@ func (s *Sniffer) IfName(i int) string {
 }
 
 // Close ends the capture.
-func (s *Sniffer) Close() error { return s.conn.Close() }
+func (s *Sniffer) Close() error {
+	err := s.conn.Close()
+	if s.useRing {
+		if rerr := s.closeRing(); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
 
 // sizeofAuxdata is sizeof(struct tpacket_auxdata), which x/sys/unix does
 // not export.

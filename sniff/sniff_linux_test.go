@@ -259,8 +259,13 @@ func TestIntegrationForwardedOnce(t *testing.T) {
 }
 
 func TestIntegrationReadPathAllocs(t *testing.T) {
+	t.Run("ring", func(t *testing.T) { testReadPathAllocs(t, sniff.Config{}) })
+	t.Run("recvmmsg", func(t *testing.T) { testReadPathAllocs(t, sniff.Config{NoRing: true}) })
+}
+
+func testReadPathAllocs(t *testing.T, cfg sniff.Config) {
 	ns := netnstest.New(t)
-	s := openIn(t, ns, sniff.Config{})
+	s := openIn(t, ns, cfg)
 	const n = 300
 	server := netip.MustParseAddrPort("127.0.0.1:7211")
 	ns.Do(t, func() error {

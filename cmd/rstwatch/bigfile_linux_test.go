@@ -102,7 +102,7 @@ func readWithRusage(t *testing.T, path string) (int, time.Duration, int64) {
 	if !ok {
 		t.Fatalf("no rusage for the child: %T", cmd.ProcessState.SysUsage())
 	}
-	return out.lines, elapsed, ru.Maxrss << 10 // Linux reports KiB
+	return out.lines, elapsed, int64(ru.Maxrss) << 10 // Linux reports KiB (int32 on 32-bit)
 }
 
 // TestReadLargeFile proves that watch -r streams: the peak RSS of reading a

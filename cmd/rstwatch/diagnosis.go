@@ -462,11 +462,19 @@ func advice(g *group, f *finding) string {
 		if !local {
 			who = "the peer " + ep
 		}
-		return fmt.Sprintf("%s aborted %d connections (SO_LINGER 0, closed with unread data, or a listener closed with connections pending): check that application", who, f.Count)
+		return fmt.Sprintf("%s aborted %s (SO_LINGER 0, closed with unread data, or a listener closed with connections pending): check that application", who, plural(f.Count, "connection"))
 	case explain.Stale:
-		return fmt.Sprintf("%d segments reached %s for connections it no longer has: a peer kept using a connection after a restart, a NAT or conntrack timeout, or resets that were lost", f.Count, ep)
+		return fmt.Sprintf("%s reached %s for connections it no longer has: a peer kept using a connection after a restart, a NAT or conntrack timeout, or resets that were lost", plural(f.Count, "segment"), ep)
 	}
-	return fmt.Sprintf("%d resets of an unusual shape from %s: look at them with `rstwatch watch --port %d`", f.Count, ep, g.endpoint.Port())
+	return fmt.Sprintf("%s of an unusual shape from %s: look at them with `rstwatch watch --port %d`", plural(f.Count, "reset"), ep, g.endpoint.Port())
+}
+
+// plural writes "1 connection", "2 connections".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 func timesPerSecond(r float64) string {

@@ -132,7 +132,7 @@ func origLen(ci *CaptureInfo, n int) uint32 {
 	if ci.OrigLen < n {
 		return uint32(n)
 	}
-	return uint32(min(ci.OrigLen, 0xffffffff))
+	return uint32(min(int64(ci.OrigLen), 0xffffffff))
 }
 
 func unixNano(t time.Time) uint64 {

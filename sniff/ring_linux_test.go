@@ -1,0 +1,92 @@
+package sniff_test
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rstwatch/rstwatch/proc/netns/netnstest"
+	"github.com/rstwatch/rstwatch/sniff"
+)
+
+// sendResets writes n crafted IPv4 RSTs to 127.0.0.1 in ns, each with its
+// own sequence number so that none is a duplicate of another.
+func sendResets(t *testing.T, ns *netnstest.NS, n int) {
+	t.Helper()
+	pkt := make([]byte, 40)
+	pkt[0], pkt[8], pkt[9] = 0x45, 64, 6
+	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
+	copy(pkt[12:], []byte{127, 0, 0, 1, 127, 0, 0, 1})
+	binary.BigEndian.PutUint16(pkt[20:], 7211)
+	binary.BigEndian.PutUint16(pkt[22:], 9)
+	pkt[32], pkt[33] = 5<<4, byte(sniff.FlagRST)
+	ns.Do(t, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		for i := range n {
+			binary.BigEndian.PutUint32(pkt[24:], uint32(i))
+			if err := unix.Sendto(fd, pkt, 0, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// TestIntegrationRingDropsExact overflows a small ring while nobody reads
+// it: every reset is then either read or counted as a kernel drop.
+func TestIntegrationRingDropsExact(t *testing.T) {
+	for _, noRing := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ring", true: "recvmmsg"}[noRing], func(t *testing.T) {
+			ns := netnstest.New(t)
+			s := openIn(t, ns, sniff.Config{ReadBuffer: 256 << 10, NoRing: noRing})
+			const n = 20000
+			sendResets(t, ns, n)
+			got := collect(t, s, n, time.Second)
+			st, err := s.Stats()
+			if err != nil {
+				t.Fatalf("failed to read stats: %v", err)
+			}
+			if st.Drops == 0 {
+				t.Errorf("no drops: the buffer should have overflowed")
+			}
+			if uint64(len(got))+st.Drops != n || st.Packets != n {
+				t.Errorf("read %d + dropped %d (of %d passed the filter), want %d in all", len(got), st.Drops, st.Packets, n)
+			}
+		})
+	}
+}
+
+// TestIntegrationRingCloseWhileReading closes a Sniffer while Next is
+// parked on an empty ring: Next must return a closed error, not fault on
+// the unmapped ring.
+func TestIntegrationRingCloseWhileReading(t *testing.T) {
+	ns := netnstest.New(t)
+	s := openIn(t, ns, sniff.Config{})
+	done := make(chan error, 1)
+	go func() {
+		var e sniff.Event
+		done <- s.Next(&e)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatalf("failed to close: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Next returned no error after Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next still blocked 5s after Close")
+	}
+	var e sniff.Event
+	if err := s.Next(&e); err == nil {
+		t.Fatal("Next after Close returned no error")
+	}
+}
