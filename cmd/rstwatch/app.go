@@ -9,20 +9,21 @@ import (
 
 // Flag names, shared by the commands that take them.
 const (
-	flagInterface = "interface"
-	flagJSON      = "json"
-	flagCount     = "count"
-	flagDuration  = "duration"
-	flagPort      = "port"
-	flagHost      = "host"
-	flagWrite     = "write"
-	flagPcap      = "pcap"
-	flagRead      = "read"
-	flagNoExplain = "no-explain"
-	flagInterval  = "interval"
-	flagAlert     = "alert"
-	flagMetrics   = "metrics"
-	flagListening = "listening"
+	flagInterface     = "interface"
+	flagJSON          = "json"
+	flagCount         = "count"
+	flagDuration      = "duration"
+	flagPort          = "port"
+	flagHost          = "host"
+	flagWrite         = "write"
+	flagPcap          = "pcap"
+	flagRead          = "read"
+	flagNoExplain     = "no-explain"
+	flagExplainBudget = "explain-budget"
+	flagInterval      = "interval"
+	flagAlert         = "alert"
+	flagMetrics       = "metrics"
+	flagListening     = "listening"
 )
 
 // newApp returns the rstwatch command line application writing to stdout

@@ -2,6 +2,7 @@ package main
 
 import (
 	"strconv"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/rstwatch/rstwatch/sniff"
@@ -142,14 +143,28 @@ func appendJSONString(b []byte, s string) []byte {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b = append(b, `\ufffd`...)
-		case r < 0xa0 || r == 0x2028 || r == 0x2029:
-			b = append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
+		case r < 0xa0 || !strconv.IsPrint(r):
+			// C1 controls, U+2028/U+2029 (which end lines in JavaScript),
+			// bidi overrides and other invisible runes: escaped, so a
+			// JSON line shown in a terminal cannot deceive.
+			if r > 0xffff {
+				r1, r2 := utf16.EncodeRune(r)
+				b = appendU4(b, r1)
+				b = appendU4(b, r2)
+			} else {
+				b = appendU4(b, r)
+			}
 		default:
 			b = append(b, s[i:i+size]...)
 		}
 		i += size
 	}
 	return append(b, '"')
+}
+
+// appendU4 appends a JSON \uXXXX escape.
+func appendU4(b []byte, r rune) []byte {
+	return append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 }
 
 // appendSafe appends s for a terminal: printable text as is, everything

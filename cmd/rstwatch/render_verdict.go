@@ -12,7 +12,14 @@ import (
 func appendVerdictJSON(b []byte, v *explain.Verdict) []byte {
 	b = append(b, `,"cause":"`...)
 	b = append(b, v.Cause.String()...)
-	b = append(b, `","sender":{"local":`...)
+	if v.Sampled {
+		// Attribution was over its budget: the cause comes from the
+		// packet alone, and null below means "not looked up".
+		b = append(b, `","sampled":true`...)
+		b = append(b, `,"sender":{"local":`...)
+	} else {
+		b = append(b, `","sender":{"local":`...)
+	}
 	b = appendTri(b, v.Sender.Local)
 	b = append(b, `,"listening":`...)
 	b = appendTri(b, v.Sender.Listening)
@@ -105,8 +112,11 @@ func appendProcJSON(b []byte, p *explain.Proc) []byte {
 func appendVerdictText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 	b = append(b, "; "...)
 	b = append(b, v.Cause.String()...)
-	if v.Offline {
+	switch {
+	case v.Offline:
 		b = append(b, " (offline, from the packet)"...)
+	case v.Sampled:
+		b = append(b, " (from the packet: attribution over budget)"...)
 	}
 	local, remote := v.Sender.Local == explain.True, v.Sender.Local == explain.False
 	switch v.Cause {

@@ -96,8 +96,11 @@ func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
 		return s, nil
 	}
 
+	if b := c.Int(flagExplainBudget); b < -1 {
+		return nil, usagef("invalid --%s %d: want -1 (no limit) or more", flagExplainBudget, b)
+	}
 	if !c.Bool(flagNoExplain) {
-		s.explainer = openExplainer(c.App.ErrWriter)
+		s.explainer = openExplainer(c.App.ErrWriter, &explain.Config{Budget: c.Int(flagExplainBudget)})
 	}
 	if s.explainer != nil {
 		s.closers = append(s.closers, func() { s.explainer.Close() })
@@ -210,15 +213,21 @@ func (s *session) idle(fn func() error) error {
 	return nil
 }
 
-// reportCapture prints the closing summary, as tcpdump does.
-func reportCapture(w io.Writer, s *sniff.Sniffer, n int) {
-	st, err := s.Stats()
+// reportCapture prints the closing summary, as tcpdump does, and how many
+// resets attribution left to the packet alone.
+func (s *session) reportCapture(n int) {
+	st, err := s.live.Stats()
 	if err != nil {
-		fmt.Fprintf(w, "%d resets captured (kernel statistics unavailable: %v)\n", n, err)
-		return
+		fmt.Fprintf(s.stderr, "%d resets captured (kernel statistics unavailable: %v)\n", n, err)
+	} else {
+		fmt.Fprintf(s.stderr, "%d resets captured, %d dropped by kernel\n", n, st.Drops)
+		fmt.Fprintf(s.stderr, "%d packets received by filter\n", st.Packets)
 	}
-	fmt.Fprintf(w, "%d resets captured, %d dropped by kernel\n", n, st.Drops)
-	fmt.Fprintf(w, "%d packets received by filter\n", st.Packets)
+	if s.explainer != nil {
+		if k := s.explainer.Sampled(); k > 0 {
+			fmt.Fprintf(s.stderr, "%d resets or SYNs explained from the packet alone: attribution was over its budget (--%s)\n", k, flagExplainBudget)
+		}
+	}
 }
 
 // synComment marks the SYNs a capture file holds only for attribution.
@@ -226,8 +235,8 @@ const synComment = "rstwatch: SYN kept for attribution"
 
 // openExplainer starts attribution; when it cannot (no sock_diag, no /proc),
 // the command goes on with causes from the packets alone and says so once.
-func openExplainer(stderr io.Writer) *explain.Explainer {
-	x, err := explain.Open(nil)
+func openExplainer(stderr io.Writer, cfg *explain.Config) *explain.Explainer {
+	x, err := explain.Open(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "attribution unavailable, causes come from the packets alone: %v\n", err)
 		return nil
