@@ -126,7 +126,7 @@ func TestAppendJSONContract(t *testing.T) {
 			"cause": "refused", "sender.local": true, "sender.listening": false, "sender.process": nil,
 			"sender.last_listener.pid": 311.0, "sender.last_listener.comm": "coll\x1b[31mector",
 			"sender.last_listener.until": "2026-11-21T10:54:50.000000000Z",
-			"target.local": true, "target.process.pid": 4242.0, "target.process.comm": "agent\nx",
+			"target.local":               true, "target.process.pid": 4242.0, "target.process.comm": "agent\nx",
 			"target.process.inode": float64(1 << 40), "target.process.state": "SYN-SENT", "target.process.seen": "live",
 			"target.process.cgroup": nil, "time": "2026-11-21T15:13:13.476095123Z", "reason": nil,
 		} {
