@@ -63,33 +63,33 @@ func runDiagnose(c *cli.Context) error {
 	}
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
-	fs, err := proc.NewFS(proc.DefaultRoot)
-	if err != nil {
-		return err
+	if c.Bool(flagAllNetns) {
+		return usagef("diagnose looks into one network namespace: use --%s or --%s, not --%s", flagNetns, flagPid, flagAllNetns)
 	}
 	offline := c.String(flagRead) != ""
-	var c0 proc.Counters
-	if !offline {
-		if c0, err = readCounters(fs); err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "kernel counters unavailable, the report uses the resets alone: %v\n", err)
-		}
-	}
-
 	s, err := openSession(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	var c0 proc.Counters
 	if !offline {
+		if c0, err = s.counters(); err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "kernel counters unavailable, the report uses the resets alone: %v\n", err)
+		}
 		stopAfter(c.Duration(flagDuration), cancel)
 	}
 
 	var mu sync.Mutex // d is fed by the capture and by the listener sampler
 	d := newDiagnosis(time.Now(), c0)
 	d.offline = offline
-	if s.explainer != nil {
+	var x *explain.Explainer
+	if !offline {
+		x = s.captures[0].explainer
+	}
+	if x != nil {
 		sample := func() {
-			if ls, err := s.explainer.Listeners(); err == nil {
+			if ls, err := x.Listeners(); err == nil {
 				mu.Lock()
 				d.sampleListeners(ls)
 				mu.Unlock()
@@ -98,13 +98,13 @@ func runDiagnose(c *cli.Context) error {
 		sample()
 		go every(ctx, listenerSampleEvery, sample)
 	}
-	progress := newProgress(c.App.ErrWriter, fs, c0)
+	progress := newProgress(c.App.ErrWriter, s.counters, c0)
 	if progress != nil && !offline {
 		go every(ctx, 500*time.Millisecond, progress.show)
 	}
 
 	var n int
-	_, runErr := s.run(ctx, 0, func(e *sniff.Event, v *explain.Verdict) error {
+	_, runErr := s.run(ctx, 0, func(e *sniff.Event, v *explain.Verdict, _ *nsTarget) error {
 		mu.Lock()
 		d.add(e, v)
 		mu.Unlock()
@@ -128,18 +128,18 @@ func runDiagnose(c *cli.Context) error {
 		d.start, d.end = offlineSpan(d)
 	}
 	if c0 != nil {
-		if d.c1, err = readCounters(fs); err != nil {
+		if d.c1, err = s.counters(); err != nil {
 			d.c0 = nil
 		}
-		d.uptime = uptime(fs)
+		d.uptime = uptime(s.fs)
 	}
-	if s.explainer != nil {
-		if ls, err := s.explainer.Listeners(); err == nil {
+	if x != nil {
+		if ls, err := x.Listeners(); err == nil {
 			d.sampleListeners(ls)
 		}
 	}
-	if s.live != nil {
-		if st, err := s.live.Stats(); err == nil {
+	if !offline {
+		if st, err := s.captures[0].live.Stats(); err == nil {
 			d.drops = st.Drops
 		}
 	}
@@ -281,7 +281,7 @@ func reportText(r *report) string {
 // far and the current failed-connection rate.
 type progress struct {
 	w      io.Writer
-	fs     proc.FS
+	read   func() (proc.Counters, error)
 	start  time.Time
 	resets atomic.Int64
 
@@ -293,11 +293,11 @@ type progress struct {
 }
 
 // newProgress returns nil unless w is a terminal.
-func newProgress(w io.Writer, fs proc.FS, c0 proc.Counters) *progress {
+func newProgress(w io.Writer, read func() (proc.Counters, error), c0 proc.Counters) *progress {
 	if !isTerminal(w) {
 		return nil
 	}
-	return &progress{w: w, fs: fs, start: time.Now(), last: c0, lastAt: time.Now()}
+	return &progress{w: w, read: read, start: time.Now(), last: c0, lastAt: time.Now()}
 }
 
 func (p *progress) show() {
@@ -305,7 +305,7 @@ func (p *progress) show() {
 	defer p.mu.Unlock()
 	now := time.Now()
 	if now.Sub(p.lastAt) >= time.Second && p.last != nil {
-		if c, err := readCounters(p.fs); err == nil {
+		if c, err := p.read(); err == nil {
 			for _, row := range counterRows(nil, p.last, c, now.Sub(p.lastAt)) {
 				if row.info.name == "AttemptFails" {
 					p.rate = row.rate

@@ -31,6 +31,8 @@ func runHelper(mode string) int {
 		err = holdSockets(os.Stdin, os.Stdout)
 	case helperListen:
 		err = listenThenExit(os.Getenv(helperAddrEnv), os.Stdout)
+	case helperAbort:
+		err = acceptThenAbort(os.Getenv(helperAddrEnv), os.Stdout)
 	default:
 		err = fmt.Errorf("unknown helper %q", mode)
 	}
@@ -102,4 +104,25 @@ func listenThenExit(addr string, stdout io.Writer) error {
 	fmt.Fprintln(stdout, "ready")
 	time.Sleep(time.Second)
 	return ln.Close()
+}
+
+// helperAbort is the helper that listens on $RSTWATCH_TEST_ADDR, prints
+// "ready", accepts one connection, keeps it for longer than a socket-table
+// refresh and aborts it (SO_LINGER 0): a reset sent by a known process.
+const helperAbort = "abort"
+
+func acceptThenAbort(addr string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	fmt.Fprintln(stdout, "ready")
+	c, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	time.Sleep(700 * time.Millisecond)
+	c.(*net.TCPConn).SetLinger(0)
+	return c.Close()
 }

@@ -17,9 +17,15 @@ const (
 // appendText appends e as one tcpdump-style line without the newline:
 //
 //	15:13:13.476095 lo local 127.0.0.1.7211 > 127.0.0.1.41838: Flags [R.], seq 0, ack 2154306035, win 0, length 0
-func appendText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
+func appendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *nsTarget) []byte {
 	b = e.Time.AppendFormat(b, textTime)
 	b = append(b, ' ')
+	if ns != nil {
+		// Watching other namespaces: say which one this came from.
+		b = append(b, '[')
+		b = appendSafe(b, ns.name)
+		b = append(b, "] "...)
+	}
 	if e.Ifname == "" {
 		b = append(b, '-') // a capture file that names no interface
 	} else {
@@ -65,7 +71,7 @@ func appendEndpoint(b []byte, addr func([]byte) []byte, port uint16) []byte {
 
 // appendJSON appends e as one JSON object without the newline. The field
 // names are a contract (issue 1/6): add fields, never rename or drop them.
-func appendJSON(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
+func appendJSON(b []byte, e *sniff.Event, v *explain.Verdict, ns *nsTarget) []byte {
 	b = append(b, `{"time":"`...)
 	b = e.Time.UTC().AppendFormat(b, jsonTime)
 	b = append(b, `","ifname":`...)
@@ -105,6 +111,13 @@ func appendJSON(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 		b = append(b, "null"...)
 	}
 	b = appendVerdictJSON(b, v)
+	if ns != nil {
+		b = append(b, `,"netns":{"inode":`...)
+		b = strconv.AppendUint(b, ns.inode, 10)
+		b = append(b, `,"name":`...)
+		b = appendJSONString(b, ns.name)
+		b = append(b, '}')
+	}
 	return append(b, '}')
 }
 

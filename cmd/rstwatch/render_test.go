@@ -98,7 +98,7 @@ func sampleEvent() (*sniff.Event, *explain.Verdict) {
 
 func TestAppendText(t *testing.T) {
 	e, v := sampleEvent()
-	got := string(appendText(nil, e, v))
+	got := string(appendText(nil, e, v, nil))
 	want := `15:13:13.476095 lo local 127.0.0.1.7211 > 127.0.0.1.41838: Flags [R.], seq 0, ack 2154306035, win 0, length 0; ` +
 		`refused: nothing listens on 127.0.0.1:7211 (coll\x1b[31mector pid 311 listened until 10:54:50); client agent\x0ax pid 4242`
 	if got != want {
@@ -111,7 +111,7 @@ func TestAppendJSONContract(t *testing.T) {
 	e, v := sampleEvent()
 	for _, sampled := range []bool{false, true} {
 		v.Sampled = sampled
-		b := appendJSON(nil, e, v)
+		b := appendJSON(nil, e, v, nil)
 		var m map[string]any
 		if err := json.Unmarshal(b, &m); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, b)
@@ -143,10 +143,10 @@ func TestAppendJSONContract(t *testing.T) {
 func TestRenderAllocs(t *testing.T) {
 	e, v := sampleEvent()
 	buf := make([]byte, 0, 2048)
-	if n := testing.AllocsPerRun(1000, func() { buf = appendJSON(buf[:0], e, v) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { buf = appendJSON(buf[:0], e, v, nil) }); n != 0 {
 		t.Errorf("appendJSON allocates %v times per reset", n)
 	}
-	if n := testing.AllocsPerRun(1000, func() { buf = appendText(buf[:0], e, v) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { buf = appendText(buf[:0], e, v, nil) }); n != 0 {
 		t.Errorf("appendText allocates %v times per reset", n)
 	}
 }

@@ -101,7 +101,17 @@ func counterMeaning(name string) string {
 // main thread), keyed as proc.Counters keys them ("Tcp.AttemptFails").
 // Counters the kernel does not have are absent, not an error.
 func readCounters(p proc.FS) (proc.Counters, error) {
-	all, err := p.Counters()
+	c, err := readCountersFrom(p.Counters)
+	if err == nil && len(c) == 0 {
+		err = fmt.Errorf("no TCP counters in %s or %s", p.Path("net", "snmp"), p.Path("net", "netstat"))
+	}
+	return c, err
+}
+
+// readCountersFrom keeps the counters rstwatch reports from what read
+// returns (all of /proc/net/snmp and netstat, of some namespace).
+func readCountersFrom(read func() (proc.Counters, error)) (proc.Counters, error) {
+	all, err := read()
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +122,7 @@ func readCounters(p proc.FS) (proc.Counters, error) {
 		}
 	}
 	if len(c) == 0 {
-		return nil, fmt.Errorf("no TCP counters in %s or %s", p.Path("net", "snmp"), p.Path("net", "netstat"))
+		return nil, fmt.Errorf("no TCP counters found")
 	}
 	return c, nil
 }

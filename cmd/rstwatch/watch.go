@@ -52,7 +52,8 @@ Needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep rstwatch).`,
 // diagnose): what to capture, where to read or write it, attribution and
 // metrics. openSession reads them.
 func sessionFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
+		&cli.BoolFlag{Name: flagAllNetns, Usage: "watch every network namespace on the host (named ones, containers', new ones as they appear); needs CAP_SYS_ADMIN"},
 		&cli.StringSliceFlag{Name: flagInterface, Aliases: []string{"i"}, Usage: "capture on interface `NAME` (repeatable; default: all, including ones added later)"},
 		&cli.IntSliceFlag{Name: flagPort, Usage: "only resets to or from TCP port `N` (repeatable)"},
 		&cli.StringSliceFlag{Name: flagHost, Usage: "only resets to or from `ADDR`, IPv4 or IPv6 (repeatable)"},
@@ -62,7 +63,7 @@ func sessionFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagNoExplain, Usage: "do not tie resets to sockets and processes (no sock_diag, no /proc scans; causes from the packets alone)"},
 		&cli.IntFlag{Name: flagExplainBudget, Value: explain.DefaultBudget, Usage: "tie at most `N` resets and SYNs a second to sockets; in a storm the rest are explained from the packet alone (-1: no limit)"},
 		metricsFlag(),
-	}
+	}, namespaceFlags()...)
 }
 
 // captureFlags turns the flags shared by capturing commands into a sniff
@@ -143,11 +144,11 @@ func runWatch(c *cli.Context) error {
 	out := bufio.NewWriterSize(s.stdout, 64<<10)
 	asJSON := c.Bool(flagJSON)
 	buf := make([]byte, 0, 1024)
-	n, err := s.run(ctx, c.Int(flagCount), func(e *sniff.Event, v *explain.Verdict) error {
+	n, err := s.run(ctx, c.Int(flagCount), func(e *sniff.Event, v *explain.Verdict, ns *nsTarget) error {
 		if asJSON {
-			buf = appendJSON(buf[:0], e, v)
+			buf = appendJSON(buf[:0], e, v, ns)
 		} else {
-			buf = appendText(buf[:0], e, v)
+			buf = appendText(buf[:0], e, v, ns)
 		}
 		buf = append(buf, '\n')
 		if _, err := out.Write(buf); err != nil {
@@ -170,11 +171,10 @@ func runWatch(c *cli.Context) error {
 	if ferr := s.finish(); err == nil {
 		err = ferr
 	}
-	if s.live != nil {
+	if s.offline == nil {
 		s.reportCapture(n)
 	} else {
-		fr := s.src.(*fileSource)
-		fmt.Fprintf(s.stderr, "%d resets in %s (%d packets read)\n", n, fr.name, fr.Packets)
+		fmt.Fprintf(s.stderr, "%d resets in %s (%d packets read)\n", n, s.offline.name, s.offline.Packets)
 	}
 	return err
 }

@@ -34,6 +34,9 @@ type Config struct {
 	// tells an overflow from a stale reset); nil means Proc.Counters,
 	// which follows this process's namespace.
 	Counters func() (proc.Counters, error)
+	// Owners, if set, is a shared index of socket owners: one scan of the
+	// host's /proc serves the explainers of several namespaces.
+	Owners *proc.Owners
 	// Refresh is how often the socket table is re-read (default 250ms):
 	// a connection that lived longer than that is attributed even after
 	// the reset closed it.
@@ -108,7 +111,10 @@ func Open(cfg *Config) (*Explainer, error) {
 	}
 	// Re-read fd directories at most twice a second after a miss: a
 	// refused client's fd is open only until it sees the reset.
-	x.owners = proc.NewOwners(x.cfg.Proc, &proc.OwnersConfig{RescanInterval: 2 * x.cfg.Refresh})
+	x.owners = x.cfg.Owners
+	if x.owners == nil {
+		x.owners = NewOwners(x.cfg.Proc, x.cfg.Refresh)
+	}
 	x.table = proc.NewTable(x.dump, x.owners, &proc.TableConfig{Lookup: x.lookup})
 	if err := x.refreshLocals(); err != nil {
 		x.Close()
@@ -122,6 +128,17 @@ func Open(cfg *Config) (*Explainer, error) {
 		x.overflows, x.haveCounters = c["TcpExt.ListenOverflows"], true
 	}
 	return x, nil
+}
+
+// NewOwners returns the owner index an Explainer keeps, for sharing
+// through Config.Owners. After a miss it re-reads fd directories at most
+// every two refreshes: a refused client's fd is open only until it sees the
+// reset.
+func NewOwners(fs proc.FS, refresh time.Duration) *proc.Owners {
+	if refresh <= 0 {
+		refresh = DefaultRefresh
+	}
+	return proc.NewOwners(fs, &proc.OwnersConfig{RescanInterval: 2 * refresh})
 }
 
 // Close releases the sock_diag sockets.
