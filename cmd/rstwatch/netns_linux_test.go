@@ -166,3 +166,30 @@ func TestNamespaceFlagErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestIntegrationStatsAndSocketsInNamespace reads another namespace's
+// counters and sockets from the root namespace.
+func TestIntegrationStatsAndSocketsInNamespace(t *testing.T) {
+	ns := netnstest.New(t)
+	helper := abortHelper(t, ns, "127.0.0.1:7331")
+	snifftest.Refuse(t, ns, netip.MustParseAddrPort("127.0.0.1:46100"), netip.MustParseAddrPort("127.0.0.1:7211"))
+
+	stdout, stderr, code := run(t, exec.Command(binary, "stats", "--netns", ns.Path, "--json", "-c", "1", "--interval", "100ms"))
+	if code != 0 {
+		t.Fatalf("stats: exit %d: %s", code, stderr)
+	}
+	m := jsonLines(t, stdout)[0]
+	if got := field(m, "counters", "AttemptFails", "total"); fmt.Sprint(got) != "1" {
+		t.Errorf("AttemptFails total in the namespace = %v, want 1 (the host's counter leaked in?)", got)
+	}
+
+	stdout, stderr, code = run(t, exec.Command(binary, "sockets", "--pid", fmt.Sprint(helper.Process.Pid), "--listening", "--json"))
+	if code != 0 {
+		t.Fatalf("sockets: exit %d: %s", code, stderr)
+	}
+	lines := jsonLines(t, stdout)
+	if len(lines) != 1 {
+		t.Fatalf("listeners in the namespace: %d, want the helper's one:\n%s", len(lines), stdout)
+	}
+	expectFields(t, "listener", lines[0], map[string]any{"local_port": 7331, "pid": helper.Process.Pid, "comm": "rstwatch.test", "state": "LISTEN"})
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/netns"
 )
 
 // Linux address family numbers, as proc's Source takes them (they differ
@@ -47,11 +48,11 @@ Examples:
    rstwatch sockets -l                   listeners, with accept queues and owners
    rstwatch sockets --port 443           sockets to or from port 443
    rstwatch sockets --json | jq -r 'select(.container) | .container' | sort -u`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: flagListening, Aliases: []string{"l"}, Usage: "only listening sockets"},
 			&cli.IntSliceFlag{Name: flagPort, Usage: "only sockets whose local or peer port is `N` (repeatable)"},
 			&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object per socket per line"},
-		},
+		}, namespaceFlags()...),
 		Action: runSockets,
 	}
 }
@@ -84,7 +85,11 @@ func runSockets(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	socks, err := dumpSockets(fs, states)
+	target, err := resolveNamespace(c)
+	if err != nil {
+		return err
+	}
+	socks, err := dumpSockets(fs, states, target)
 	if err != nil {
 		return err
 	}
@@ -124,8 +129,23 @@ func runSockets(c *cli.Context) error {
 // dumpSockets lists the IPv4 and IPv6 TCP sockets in states through
 // sock_diag, or /proc/net/tcp{,6} if sock_diag cannot be opened. A dump the
 // kernel kept interrupting is used as it is.
-func dumpSockets(fs proc.FS, states proc.StateMask) ([]proc.Socket, error) {
-	src := proc.OpenSource(fs)
+func dumpSockets(fs proc.FS, states proc.StateMask, target *nsTarget) ([]proc.Socket, error) {
+	var src proc.Source
+	if target == nil {
+		src = proc.OpenSource(fs)
+	} else {
+		// The netlink socket belongs to the namespace it is created in.
+		err := netns.Do(target.path, func() (err error) {
+			src, err = proc.DialDiag()
+			return err
+		})
+		if err != nil {
+			if target.pid == 0 {
+				return nil, fmt.Errorf("list sockets in %s: %w", target.name, err)
+			}
+			src = fs.NetOf(target.pid) // ss's /proc fallback, read through a process in it
+		}
+	}
 	if d, ok := src.(*proc.Diag); ok {
 		defer d.Close()
 	}

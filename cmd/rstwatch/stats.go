@@ -187,12 +187,12 @@ Examples:
    rstwatch stats --json -c 1                       one JSON object after one second
    rstwatch stats --alert 'AttemptFails>2/s' --alert 'ListenOverflows>0'
    rstwatch stats -c 60 --alert 'ActiveOpens<1/m' || echo "no new connections"`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.DurationFlag{Name: flagInterval, Value: time.Second, Usage: "compute rates over duration `D`"},
 			&cli.IntFlag{Name: flagCount, Aliases: []string{"c"}, Usage: "stop after `N` intervals (0: until Ctrl-C)"},
 			&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object per interval per line, nothing else on stdout"},
 			&cli.StringSliceFlag{Name: flagAlert, Usage: "alert while `EXPR` holds, e.g. 'AttemptFails>2/s' (repeatable)"},
-		},
+		}, namespaceFlags()...),
 		Action: runStats,
 	}
 }
@@ -244,7 +244,12 @@ func runStats(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	first, err := readCounters(fs)
+	target, err := resolveNamespace(c)
+	if err != nil {
+		return err
+	}
+	read := func() (proc.Counters, error) { return readCountersFrom(target.counters(fs)) }
+	first, err := read()
 	if err != nil {
 		return err
 	}
@@ -261,7 +266,7 @@ func runStats(c *cli.Context) error {
 		json:   c.Bool(flagJSON),
 		count:  c.Int(flagCount),
 		rules:  rules,
-		read:   func() (proc.Counters, error) { return readCounters(fs) },
+		read:   read,
 		ticks:  tick.C,
 	}
 	s.redraw = !s.json && isTerminal(c.App.Writer)
