@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -63,19 +61,7 @@ func TestIntegrationDiagnoseSeedScenario(t *testing.T) {
 	textRun := startWatch(t, ns, "diagnose", "--duration", "5s")
 
 	// The collector: a separate process that listens for a second.
-	collector := ns.Command(os.Args[0])
-	collector.Env = append(os.Environ(), helperEnv+"="+helperListen, helperAddrEnv+"=127.0.0.1:7211")
-	out, err := collector.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := collector.Start(); err != nil {
-		t.Fatalf("failed to start collector: %v", err)
-	}
-	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
-		t.Fatalf("collector said %q", line)
-	}
-	io.Copy(io.Discard, out)
+	collector := startHelper(t, ns, helperListen, "127.0.0.1:7211")
 	if err := collector.Wait(); err != nil {
 		t.Fatalf("collector failed: %v", err)
 	}

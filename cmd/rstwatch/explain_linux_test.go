@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -108,19 +106,7 @@ func TestIntegrationExplainRefused(t *testing.T) {
 func TestIntegrationExplainLastListener(t *testing.T) {
 	ns := netnstest.New(t)
 	w := startWatch(t, ns, "-c", "1")
-	helper := ns.Command(os.Args[0])
-	helper.Env = append(os.Environ(), helperEnv+"="+helperListen, helperAddrEnv+"=127.0.0.1:7211")
-	out, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatalf("failed to start helper: %v", err)
-	}
-	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
-		t.Fatalf("helper said %q", line)
-	}
-	io.Copy(io.Discard, out)
+	helper := startHelper(t, ns, helperListen, "127.0.0.1:7211")
 	if err := helper.Wait(); err != nil {
 		t.Fatalf("helper failed: %v", err)
 	}

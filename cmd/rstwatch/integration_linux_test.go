@@ -51,7 +51,14 @@ type watcher struct {
 // capture is armed.
 func startWatch(t *testing.T, ns *netnstest.NS, args ...string) *watcher {
 	t.Helper()
-	w := &watcher{cmd: ns.Command(binary, args...), done: make(chan struct{})}
+	return startArmed(t, ns.Command(binary, args...))
+}
+
+// startArmed starts cmd (an rstwatch command line) and waits until it says
+// its capture is armed.
+func startArmed(t *testing.T, cmd *exec.Cmd) *watcher {
+	t.Helper()
+	w := &watcher{cmd: cmd, done: make(chan struct{})}
 	w.cmd.Stdout, w.cmd.Stderr = &w.stdout, &w.stderr
 	if err := w.cmd.Start(); err != nil {
 		t.Fatalf("failed to start rstwatch: %v", err)

@@ -19,52 +19,25 @@ import (
 // startHost runs rstwatch in the test's own namespace (not inside ns).
 func startHost(t *testing.T, args ...string) *watcher {
 	t.Helper()
-	w := &watcher{cmd: exec.Command(binary, args...), done: make(chan struct{})}
-	w.cmd.Stdout, w.cmd.Stderr = &w.stdout, &w.stderr
-	if err := w.cmd.Start(); err != nil {
-		t.Fatalf("failed to start rstwatch: %v", err)
-	}
-	go func() {
-		err := w.cmd.Wait()
-		if ee, ok := err.(*exec.ExitError); ok {
-			w.code = ee.ExitCode()
-		} else if err != nil {
-			w.code = -1
-		}
-		close(w.done)
-	}()
-	t.Cleanup(func() { w.cmd.Process.Kill(); <-w.done })
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(w.stderr.String(), "capturing TCP resets") {
-		select {
-		case <-w.done:
-			t.Fatalf("rstwatch exited with %d before arming: %s", w.code, w.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rstwatch did not arm: %q", w.stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return w
+	return startArmed(t, exec.Command(binary, args...))
 }
 
-// abortHelper starts a process inside ns that accepts one connection on
-// addr and aborts it; it returns once the process listens.
-func abortHelper(t *testing.T, ns *netnstest.NS, addr string) *exec.Cmd {
+// startHelper starts the test binary inside ns as helper mode on addr (see
+// helper_test.go) and returns once it says it is ready.
+func startHelper(t *testing.T, ns *netnstest.NS, mode, addr string) *exec.Cmd {
 	t.Helper()
 	cmd := ns.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), helperEnv+"="+helperAbort, helperAddrEnv+"="+addr)
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode, helperAddrEnv+"="+addr)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("failed to start helper: %v", err)
+		t.Fatalf("failed to start helper %s: %v", mode, err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
-		t.Fatalf("helper said %q", line)
+		t.Fatalf("helper %s said %q", mode, line)
 	}
 	go io.Copy(io.Discard, out)
 	return cmd
@@ -78,7 +51,7 @@ func TestIntegrationWatchOtherNamespace(t *testing.T) {
 	for _, by := range []string{"netns", "pid"} {
 		t.Run(by, func(t *testing.T) {
 			ns := netnstest.New(t)
-			helper := abortHelper(t, ns, "127.0.0.1:7330")
+			helper := startHelper(t, ns, helperAbort, "127.0.0.1:7330")
 			arg := ns.Path
 			if by == "pid" {
 				arg = fmt.Sprint(helper.Process.Pid)
@@ -171,7 +144,7 @@ func TestNamespaceFlagErrors(t *testing.T) {
 // counters and sockets from the root namespace.
 func TestIntegrationStatsAndSocketsInNamespace(t *testing.T) {
 	ns := netnstest.New(t)
-	helper := abortHelper(t, ns, "127.0.0.1:7331")
+	helper := startHelper(t, ns, helperAbort, "127.0.0.1:7331")
 	snifftest.Refuse(t, ns, netip.MustParseAddrPort("127.0.0.1:46100"), netip.MustParseAddrPort("127.0.0.1:7211"))
 
 	stdout, stderr, code := run(t, exec.Command(binary, "stats", "--netns", ns.Path, "--json", "-c", "1", "--interval", "100ms"))
