@@ -15,13 +15,30 @@ import (
 // own sequence number so that none is a duplicate of another.
 func sendResets(t *testing.T, ns *netnstest.NS, n int) {
 	t.Helper()
-	pkt := make([]byte, 40)
+	pkt := rawRST(0)
+	sendRaw(t, ns, n, func(i int) []byte {
+		binary.BigEndian.PutUint32(pkt[24:], uint32(i))
+		return pkt
+	})
+}
+
+// rawRST builds an IPv4 RST from 127.0.0.1:7211 to 127.0.0.1:9 carrying
+// payload bytes of payload.
+func rawRST(payload int) []byte {
+	pkt := make([]byte, 20+20+payload)
 	pkt[0], pkt[8], pkt[9] = 0x45, 64, 6
 	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
 	copy(pkt[12:], []byte{127, 0, 0, 1, 127, 0, 0, 1})
 	binary.BigEndian.PutUint16(pkt[20:], 7211)
 	binary.BigEndian.PutUint16(pkt[22:], 9)
 	pkt[32], pkt[33] = 5<<4, byte(sniff.FlagRST)
+	return pkt
+}
+
+// sendRaw sends n IPv4 packets, pkt(0) to pkt(n-1), to 127.0.0.1 through a
+// raw socket inside ns.
+func sendRaw(t *testing.T, ns *netnstest.NS, n int, pkt func(i int) []byte) {
+	t.Helper()
 	ns.Do(t, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
 		if err != nil {
@@ -29,8 +46,7 @@ func sendResets(t *testing.T, ns *netnstest.NS, n int) {
 		}
 		defer unix.Close(fd)
 		for i := range n {
-			binary.BigEndian.PutUint32(pkt[24:], uint32(i))
-			if err := unix.Sendto(fd, pkt, 0, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			if err := unix.Sendto(fd, pkt(i), 0, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 				return err
 			}
 		}

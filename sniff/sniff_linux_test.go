@@ -1,7 +1,6 @@
 package sniff_test
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -303,21 +302,8 @@ func TestIntegrationSnaplen(t *testing.T) {
 	ns := netnstest.New(t)
 	s := openIn(t, ns, sniff.Config{Filter: filter.Options{Snaplen: 64}})
 	// Send a crafted RST with a 100-byte payload to ourselves on lo.
-	pkt := make([]byte, 20+20+100)
-	pkt[0], pkt[8], pkt[9] = 0x45, 64, 6
-	binary.BigEndian.PutUint16(pkt[2:], uint16(len(pkt)))
-	copy(pkt[12:], []byte{127, 0, 0, 1, 127, 0, 0, 1})
-	binary.BigEndian.PutUint16(pkt[20:], 7211)
-	binary.BigEndian.PutUint16(pkt[22:], 9)
-	pkt[32], pkt[33] = 5<<4, byte(sniff.FlagRST)
-	ns.Do(t, func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		return unix.Sendto(fd, pkt, 0, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
-	})
+	pkt := rawRST(100)
+	sendRaw(t, ns, 1, func(int) []byte { return pkt })
 	got := collect(t, s, 1, time.Second)
 	if len(got) != 1 {
 		t.Fatalf("captured %d packets, want 1", len(got))

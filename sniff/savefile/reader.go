@@ -612,37 +612,28 @@ func (r *Reader) parseEnhancedPacket(start int64, b []byte) (Packet, error) {
 	if len(b) < epbFixedLen {
 		return Packet{}, blockError(start, ErrCorrupt, "enhanced packet block too short")
 	}
-	id := r.u32(b)
-	ifc, err := r.iface(start, id)
-	if err != nil {
-		return Packet{}, err
-	}
-	ts := uint64(r.u32(b[4:]))<<32 | uint64(r.u32(b[8:]))
-	data, opts, err := packetData(start, b[epbFixedLen:], r.u32(b[12:]))
-	if err != nil {
-		return Packet{}, err
-	}
-	p := Packet{
-		Time:      ifc.time(ts),
-		Interface: int(id),
-		LinkType:  ifc.LinkType,
-		Data:      data,
-		OrigLen:   int(r.u32(b[16:])),
-	}
-	return p, r.packetOptions(start, &p, opts)
+	return r.parsePacketFields(start, b, r.u32(b), epbFixedLen)
 }
 
 func (r *Reader) parsePacket(start int64, b []byte) (Packet, error) {
 	if len(b) < pbFixedLen {
 		return Packet{}, blockError(start, ErrCorrupt, "packet block too short")
 	}
-	id := uint32(r.u16(b))
+	// The obsolete Packet Block is an EPB with a 16-bit interface id
+	// followed by a 16-bit drops count.
+	return r.parsePacketFields(start, b, uint32(r.u16(b)), pbFixedLen)
+}
+
+// parsePacketFields reads what EPBs and PBs share after the interface id:
+// the timestamp, the captured and original lengths, the data and the
+// options.
+func (r *Reader) parsePacketFields(start int64, b []byte, id uint32, fixedLen int) (Packet, error) {
 	ifc, err := r.iface(start, id)
 	if err != nil {
 		return Packet{}, err
 	}
 	ts := uint64(r.u32(b[4:]))<<32 | uint64(r.u32(b[8:]))
-	data, opts, err := packetData(start, b[pbFixedLen:], r.u32(b[12:]))
+	data, opts, err := packetData(start, b[fixedLen:], r.u32(b[12:]))
 	if err != nil {
 		return Packet{}, err
 	}
