@@ -83,7 +83,7 @@ type OwnersStats struct {
 	Processes  int  // processes tracked
 	Sockets    int  // socket inodes indexed
 	Scanned    int  // fd directories read by the last Refresh
-	Unreadable int  // processes whose fd directory could not be read (EACCES: needs CAP_SYS_PTRACE or CAP_DAC_READ_SEARCH)
+	Unreadable int  // processes whose sockets could not be read (EACCES: needs CAP_DAC_READ_SEARCH for the fd directory, CAP_SYS_PTRACE for its links)
 	Rescan     bool // the last Refresh re-read every known process
 }
 
@@ -274,7 +274,7 @@ func (o *Owners) scan(pid int, prev Process, known bool) scanned {
 			r.gone = true
 			return r
 		}
-		r.denied = true // EACCES: another user's process without CAP_SYS_PTRACE
+		r.denied = true // EACCES: another user's process without CAP_DAC_READ_SEARCH
 	} else {
 		names, err := d.Readdirnames(-1)
 		d.Close()
@@ -286,6 +286,14 @@ func (o *Owners) scan(pid int, prev Process, known bool) scanned {
 		for _, n := range names {
 			buf = append(append(append(buf[:0], fdDir...), '/'), n...)
 			target, err := os.Readlink(string(buf))
+			if errors.Is(err, fs.ErrPermission) {
+				// The ptrace access check failed: the directory was
+				// readable (our uid) but the process holds capabilities
+				// we lack, and CAP_SYS_PTRACE is missing. Its sockets
+				// stay unknown, as for an unreadable directory.
+				r.denied = true
+				break
+			}
 			if err != nil {
 				continue // fd closed meanwhile, or process gone: skip
 			}

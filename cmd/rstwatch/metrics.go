@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"slices"
 	"strconv"
 	"sync"
 	"syscall"
-	"time"
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
@@ -284,23 +282,6 @@ func appendLabelValue(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// ServeHTTP serves the exposition at GET or HEAD.
-func (m *metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	body := m.appendExposition(make([]byte, 0, 8<<10))
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	if r.Method == http.MethodGet {
-		w.Write(body)
-	}
-}
-
-var _ http.Handler = (*metrics)(nil)
-
 // listenMetrics checks addr (HOST:PORT; HOST may be empty for every
 // address) and listens on it. A malformed address, a host that is not this
 // machine's and a name that does not resolve are usage errors; an address
@@ -328,42 +309,6 @@ func listenMetrics(addr string) (net.Listener, error) {
 		return nil, usagef("--%s %s: permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)", flagMetrics, addr)
 	}
 	return nil, fmt.Errorf("--%s %s: %w", flagMetrics, addr, err)
-}
-
-// serveMetrics serves m at /metrics on ln until ctx ends or stop is
-// called; stop closes the listener, waits up to a second for scrapes in
-// flight and may be called more than once.
-func serveMetrics(ctx context.Context, ln net.Listener, m *metrics) (stop func()) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m)
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    8 << 10,
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln) // returns http.ErrServerClosed after Shutdown
-	}()
-	var once sync.Once
-	shutdown := func() {
-		once.Do(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			if srv.Shutdown(sctx) != nil {
-				srv.Close()
-			}
-			<-done
-		})
-	}
-	unwatch := context.AfterFunc(ctx, shutdown)
-	return func() {
-		unwatch()
-		shutdown()
-	}
 }
 
 // startMetrics serves m on addr at /metrics until ctx ends or stop is

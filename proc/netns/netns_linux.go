@@ -58,10 +58,7 @@ func open(path string) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("netns: %s: %w", path, ErrNotNamespace)
 	}
-	// ENOTTY/EINVAL: a kernel older than 4.11; ENOSYS: an emulator
-	// (qemu-user) or seccomp profile that does not pass the ioctl on.
-	// setns(2) with CLONE_NEWNET still refuses any other kind of file.
-	if err != nil && err != unix.ENOTTY && err != unix.EINVAL && err != unix.ENOSYS {
+	if err != nil && err != unix.ENOTTY && err != unix.EINVAL {
 		unix.Close(fd)
 		return -1, fmt.Errorf("netns: %s: %w", path, ErrNotNamespace)
 	}
