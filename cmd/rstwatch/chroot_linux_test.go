@@ -39,7 +39,7 @@ func TestIntegrationEmptyRoot(t *testing.T) {
 mount -t proc proc "$1/proc"
 mount -t sysfs sysfs "$1/sys"
 exec chroot "$1" /rstwatch watch --json -c 2 --duration 20s`
-	w := startCmd(t, ns.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", root))
+	w := startArmed(t, ns.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", root))
 	snifftest.Refuse(t, ns, netip.MustParseAddrPort("127.0.0.1:45200"), netip.MustParseAddrPort("127.0.0.1:7211"))
 	ln, done := serveOne(t, ns, "127.0.0.1:7311", func(c *net.TCPConn) {
 		time.Sleep(700 * time.Millisecond) // longer than a socket-table refresh

@@ -232,7 +232,11 @@ func reportText(r *report) string {
 		b.WriteString("\nFindings, most failures first:\n")
 	}
 	for i, f := range r.Findings {
-		fmt.Fprintf(&b, "%d. %s %s: %d (%.2f/s)", i+1, f.Cause, f.Local, f.Count, f.RatePerS)
+		fmt.Fprintf(&b, "%d. %s %s", i+1, f.Cause, f.Local)
+		if f.Service != "" {
+			fmt.Fprintf(&b, " (%s)", f.Service)
+		}
+		fmt.Fprintf(&b, ": %d (%.2f/s)", f.Count, f.RatePerS)
 		if f.Direction != "" {
 			fmt.Fprintf(&b, ", %s", f.Direction)
 		}

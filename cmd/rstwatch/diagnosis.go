@@ -167,6 +167,7 @@ type counterReport struct {
 type finding struct {
 	Cause     string        `json:"cause"`
 	Local     string        `json:"local"` // the endpoint that sent the resets (on this host when sender_local)
+	Service   string        `json:"service,omitempty"` // the port's well-known service, from a table built in
 	SenderLoc *bool         `json:"sender_local"`
 	Count     int           `json:"count"`
 	RatePerS  float64       `json:"rate_per_s"` // over the resets' own span when there are 3 or more
@@ -333,7 +334,7 @@ func headlineText(h *headline, haveFailed bool) string {
 
 // finding describes one group.
 func (d *diagnosis) finding(g *group, secs float64) finding {
-	f := finding{Cause: g.cause.String(), Local: g.endpoint.String(), Count: g.count,
+	f := finding{Cause: g.cause.String(), Local: g.endpoint.String(), Service: sniff.PortName(g.endpoint.Port()), Count: g.count,
 		RatePerS: round(g.rate(secs), 2), Listener: g.listener, Ifnames: []string{}, Peers: []peerCount{}}
 	if g.senderLocal != explain.Null {
 		b := g.senderLocal == explain.True
@@ -540,7 +541,7 @@ func (d *diagnosis) overflowFindings(fs []finding, n uint64, secs float64) []fin
 			procs = append(procs, &processRef{Role: "listener", PID: l.Process.PID, Comm: l.Process.Comm, UID: l.Process.UID})
 		}
 		count := int(n) / len(full)
-		f := finding{Cause: explain.Overflow.String(), Local: l.Addr.String(), Count: count,
+		f := finding{Cause: explain.Overflow.String(), Local: l.Addr.String(), Service: sniff.PortName(l.Addr.Port()), Count: count,
 			RatePerS: round(float64(count)/secs, 2), Ifnames: []string{}, Peers: []peerCount{}, Processes: procs, Listener: ref}
 		t := true
 		f.SenderLoc = &t

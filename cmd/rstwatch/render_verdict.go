@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"strconv"
 
 	"github.com/rstwatch/rstwatch/sniff"
@@ -123,7 +124,7 @@ func appendVerdictText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 	case explain.Refused:
 		if local {
 			b = append(b, ": nothing listens on "...)
-			b = e.Src.AppendTo(b)
+			b = appendEndpointService(b, e.Src)
 			if l := &v.Sender.LastListener; l.Known {
 				b = append(b, " ("...)
 				b = appendOwner(b, l.Comm, l.PID)
@@ -133,7 +134,7 @@ func appendVerdictText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 			}
 		} else {
 			b = append(b, " by "...)
-			b = e.Src.AppendTo(b)
+			b = appendEndpointService(b, e.Src)
 			if remote {
 				b = append(b, ": nothing listens there"...)
 			}
@@ -141,7 +142,7 @@ func appendVerdictText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 		b = appendClient(b, v)
 	case explain.Rejected:
 		b = append(b, ": "...)
-		b = e.Src.AppendTo(b)
+		b = appendEndpointService(b, e.Src)
 		b = append(b, " has a listener"...)
 		if v.Listener.Owned {
 			b = append(b, " ("...)
@@ -152,7 +153,7 @@ func appendVerdictText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 		b = appendClient(b, v)
 	case explain.Overflow:
 		b = append(b, ": accept queue of "...)
-		b = e.Src.AppendTo(b)
+		b = appendEndpointService(b, e.Src)
 		b = append(b, " is full ("...)
 		b = strconv.AppendUint(b, uint64(v.Queue), 10)
 		b = append(b, '/')
@@ -207,6 +208,18 @@ func appendOwner(b []byte, comm string, pid int) []byte {
 	if pid > 0 {
 		b = append(b, "pid "...)
 		b = strconv.AppendInt(b, int64(pid), 10)
+	}
+	return b
+}
+
+// appendEndpointService writes addr:port and, for a well-known port, its
+// service name from the built-in table ("127.0.0.1:80 (http)").
+func appendEndpointService(b []byte, ap netip.AddrPort) []byte {
+	b = ap.AppendTo(b)
+	if name := sniff.PortName(ap.Port()); name != "" {
+		b = append(b, " ("...)
+		b = append(b, name...)
+		b = append(b, ')')
 	}
 	return b
 }

@@ -106,6 +106,8 @@ func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
 		}
 		s.closers = append(s.closers, func() { closer.Close() })
 		s.offline = fr
+		// Reading a file needs no privilege at all.
+		_ = dropCapabilities()
 		return s, nil
 	}
 
@@ -173,7 +175,20 @@ func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
 	if s.metrics != nil {
 		s.metrics.setCaptureDrops(s.drops)
 	}
+	// Everything is open: keep only what the run still needs. Entering
+	// another namespace again (its addresses and interface names are
+	// re-read; --all-netns opens new captures) needs CAP_SYS_ADMIN.
+	if err := dropCapabilities(runtimeCapabilities(s.allNetns || s.target != nil)...); err != nil {
+		fmt.Fprintf(s.stderr, "could not drop capabilities: %v\n", err) // not fatal
+	}
 	fmt.Fprintln(c.App.ErrWriter, s.listeningLine())
+	if x := s.captures[0].explainer; x != nil {
+		// The explainer's first owner scan is done: say once if it could
+		// not read some processes.
+		if note := ownersNote(x.Owners().Stats(), effectiveCapabilities()); note != "" {
+			fmt.Fprintln(s.stderr, note)
+		}
+	}
 	return s, nil
 }
 
