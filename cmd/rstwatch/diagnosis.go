@@ -166,7 +166,7 @@ type counterReport struct {
 
 type finding struct {
 	Cause     string        `json:"cause"`
-	Local     string        `json:"local"` // the endpoint that sent the resets (on this host when sender_local)
+	Local     string        `json:"local"`             // the endpoint that sent the resets (on this host when sender_local)
 	Service   string        `json:"service,omitempty"` // the port's well-known service, from a table built in
 	SenderLoc *bool         `json:"sender_local"`
 	Count     int           `json:"count"`
