@@ -128,7 +128,7 @@ func TestAppendJSONContract(t *testing.T) {
 			"sender.last_listener.until": "2026-11-21T10:54:50.000000000Z",
 			"target.local":               true, "target.process.pid": 4242.0, "target.process.comm": "agent\nx",
 			"target.process.inode": float64(1 << 40), "target.process.state": "SYN-SENT", "target.process.seen": "live",
-			"target.process.cgroup": nil, "time": "2026-11-21T15:13:13.476095123Z", "reason": nil,
+			"target.process.cgroup": nil, "target.process.container": nil, "time": "2026-11-21T15:13:13.476095123Z", "reason": nil,
 		} {
 			if got := field(m, strings.Split(path, ".")...); got != want {
 				t.Errorf("%s = %#v, want %#v", path, got, want)
@@ -169,4 +169,20 @@ func FuzzAppendJSONString(f *testing.F) {
 		assertTerminalSafe(t, b)
 		assertTerminalSafe(t, appendSafe(nil, s))
 	})
+}
+
+func TestAppendJSONContainer(t *testing.T) {
+	e, v := sampleEvent()
+	id := strings.Repeat("ab12", 16)
+	v.Target.Process.Cgroup = "/system.slice/docker-" + id + ".scope"
+	var m map[string]any
+	if err := json.Unmarshal(appendJSON(nil, e, v, nil), &m); err != nil {
+		t.Fatal(err)
+	}
+	if got := field(m, "target", "process", "container"); got != id {
+		t.Errorf("target.process.container = %v, want %s", got, id)
+	}
+	if got := field(m, "target", "process", "cgroup"); got != v.Target.Process.Cgroup {
+		t.Errorf("target.process.cgroup = %v", got)
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/rstwatch/rstwatch/proc"
+
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
@@ -99,6 +101,14 @@ func appendProcJSON(b []byte, p *explain.Proc) []byte {
 	b = append(b, `,"cgroup":`...)
 	if p.Owned && p.Cgroup != "" {
 		b = appendJSONString(b, p.Cgroup)
+	} else {
+		b = append(b, "null"...)
+	}
+	// The container id the cgroup path names (docker, containerd, cri-o,
+	// podman), so a reset inside a container says which one.
+	b = append(b, `,"container":`...)
+	if id := containerOf(p); id != "" {
+		b = appendJSONString(b, id)
 	} else {
 		b = append(b, "null"...)
 	}
@@ -222,4 +232,12 @@ func appendEndpointService(b []byte, ap netip.AddrPort) []byte {
 		b = append(b, ')')
 	}
 	return b
+}
+
+// containerOf returns the container id of a socket's owner, or "".
+func containerOf(p *explain.Proc) string {
+	if !p.Owned || p.Cgroup == "" {
+		return ""
+	}
+	return proc.ContainerID(p.Cgroup)
 }
