@@ -3,6 +3,7 @@ package sniff
 import (
 	"fmt"
 	"io"
+	"net/netip"
 
 	"golang.org/x/net/bpf"
 
@@ -18,6 +19,13 @@ type FileReader struct {
 	r     *savefile.Reader
 	vm    *bpf.VM
 	dedup Dedup
+	// accepted remembers the connections whose SYN-ACK is in the file,
+	// keyed by the sender of the SYN-ACK (the server) and its peer:
+	// offline, the handshake is what tells a refusal from a reset of a
+	// connection that existed. It is cleared when it reaches
+	// maxHandshakes, so memory stays bounded on any file.
+	accepted map[[2]netip.AddrPort]struct{}
+	scratch  Segment
 
 	// Packets counts the frames read, Accepted those the filter passed,
 	// Undecodable those it passed that did not decode.
@@ -56,6 +64,7 @@ func (f *FileReader) Next(e *Event) error {
 		if !ok {
 			continue
 		}
+		f.noteHandshake(ip)
 		if n, err := f.vm.Run(ip); err != nil || n == 0 {
 			continue
 		}
@@ -117,3 +126,24 @@ const loopbackName = "lo"
 // flushes its output whenever nothing is buffered (see Sniffer.Buffered)
 // keeps it buffered until the end instead of flushing per segment.
 func (f *FileReader) Buffered() int { return 1 }
+
+// maxHandshakes bounds the connections FileReader remembers.
+const maxHandshakes = 1 << 16
+
+// noteHandshake records a SYN-ACK, whatever the filter says about it.
+func (f *FileReader) noteHandshake(ip []byte) {
+	if f.scratch.Decode(ip) != nil || f.scratch.Flags&(FlagSYN|FlagACK|FlagRST) != FlagSYN|FlagACK {
+		return
+	}
+	if f.accepted == nil || len(f.accepted) >= maxHandshakes {
+		f.accepted = make(map[[2]netip.AddrPort]struct{})
+	}
+	f.accepted[[2]netip.AddrPort{f.scratch.Src, f.scratch.Dst}] = struct{}{}
+}
+
+// HandshakeSeen reports whether the file holds a SYN-ACK from e's sender to
+// e's receiver: the connection the reset ends had been accepted.
+func (f *FileReader) HandshakeSeen(e *Event) bool {
+	_, ok := f.accepted[[2]netip.AddrPort{e.Src, e.Dst}]
+	return ok
+}

@@ -80,3 +80,43 @@ func TestFileReaderDirection(t *testing.T) {
 		})
 	}
 }
+
+// TestFileReaderHandshake checks that a SYN-ACK in the file, which the RST
+// filter itself never passes, is remembered for the reset that follows.
+func TestFileReaderHandshake(t *testing.T) {
+	server := netip.MustParseAddrPort("198.18.0.1:8080")
+	client := netip.MustParseAddrPort("198.18.0.2:46000")
+	other := netip.MustParseAddrPort("198.18.0.3:46001")
+	var buf bytes.Buffer
+	w := savefile.NewPcapNGWriter(&buf)
+	for i, spec := range []tcpSpec{
+		{src: client, dst: server, flags: sniff.FlagSYN, seq: 100},
+		{src: server, dst: client, flags: sniff.FlagSYN | sniff.FlagACK, seq: 500, ack: 101},
+		{src: server, dst: client, flags: sniff.FlagRST | sniff.FlagACK, seq: 501, ack: 101},
+		{src: other, dst: server, flags: sniff.FlagSYN, seq: 7},
+		{src: server, dst: other, flags: sniff.FlagRST | sniff.FlagACK, seq: 0, ack: 8},
+	} {
+		if err := w.WritePacket(savefile.CaptureInfo{Time: time.Unix(1700000000+int64(i), 0)}, spec.build()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	fr, err := sniff.NewFileReader(&buf, filter.Options{})
+	if err != nil {
+		t.Fatalf("failed to open capture: %v", err)
+	}
+	for _, want := range []struct {
+		dst  netip.AddrPort
+		seen bool
+	}{{client, true}, {other, false}} {
+		var e sniff.Event
+		if err := fr.Next(&e); err != nil {
+			t.Fatalf("failed to read reset: %v", err)
+		}
+		if e.Dst != want.dst || fr.HandshakeSeen(&e) != want.seen {
+			t.Errorf("reset to %v: handshake seen %v, want reset to %v with %v", e.Dst, fr.HandshakeSeen(&e), want.dst, want.seen)
+		}
+	}
+}

@@ -415,7 +415,11 @@ func (r *runState) loop(ctx context.Context, src eventSource, x *explain.Explain
 			}
 			continue
 		}
-		explainReset(x, &ev, &v, s.offline != nil)
+		if s.offline != nil {
+			v = explain.Verdict{Cause: explain.FileCause(&ev.Segment, s.offline.HandshakeSeen(&ev)), Offline: true}
+		} else {
+			explainReset(x, &ev, &v)
+		}
 		s.mu.Lock()
 		err := r.handle(&ev, &v, ns, src.Buffered() == 0, cp)
 		s.mu.Unlock()
@@ -521,14 +525,14 @@ func openExplainer(stderr io.Writer, cfg *explain.Config) *explain.Explainer {
 	return x
 }
 
-// explainReset fills v for a reset: from the kernel's state when x is set,
-// else from the packet alone (offline: read from a capture file).
-func explainReset(x *explain.Explainer, e *sniff.Event, v *explain.Verdict, offline bool) {
+// explainReset fills v for a live reset: from the kernel's state when x is
+// set, else from the packet alone.
+func explainReset(x *explain.Explainer, e *sniff.Event, v *explain.Verdict) {
 	if x != nil {
 		x.Explain(e, v)
 		return
 	}
-	*v = explain.Verdict{Cause: explain.WireCause(&e.Segment), Offline: offline}
+	*v = explain.Verdict{Cause: explain.WireCause(&e.Segment)}
 }
 
 // verdictComment is the pcapng packet comment that carries the attribution.

@@ -168,5 +168,25 @@ func WireCause(s *sniff.Segment) Cause {
 	return Unknown
 }
 
+// FileCause classifies a reset read from a capture file: its wire shape,
+// corrected by the handshake the file holds. accepted means the file has
+// the sender's SYN-ACK for this connection, so the reset is not a refusal:
+// the sender reset a connection it had accepted (an abort, or stale if it
+// has the shape of a reset from no socket).
+func FileCause(s *sniff.Segment, accepted bool) Cause {
+	c := WireCause(s)
+	if !accepted {
+		return c
+	}
+	switch c {
+	case Refused, Unknown:
+		if s.Flags.Has(sniff.FlagACK) {
+			return Abort
+		}
+		return Stale
+	}
+	return c
+}
+
 // addrIsLoopback covers 127/8 and ::1, which are local in every namespace.
 func addrIsLoopback(a netip.Addr) bool { return a.Unmap().IsLoopback() }

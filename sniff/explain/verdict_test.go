@@ -41,3 +41,29 @@ func TestCauseStrings(t *testing.T) {
 		}
 	}
 }
+
+func TestFileCause(t *testing.T) {
+	refusedShape := sniff.Segment{Flags: sniff.FlagRST | sniff.FlagACK, Seq: 0, Ack: 1001}
+	zeroWindow := sniff.Segment{Flags: sniff.FlagRST | sniff.FlagACK, Seq: 77, Ack: 88}
+	bare := sniff.Segment{Flags: sniff.FlagRST, Seq: 5000}
+	abort := sniff.Segment{Flags: sniff.FlagRST | sniff.FlagACK, Seq: 77, Window: 512}
+	for _, tt := range []struct {
+		name     string
+		seg      sniff.Segment
+		accepted bool
+		want     explain.Cause
+	}{
+		{"refused_no_handshake", refusedShape, false, explain.Refused},
+		{"refused_shape_after_syn_ack", refusedShape, true, explain.Abort},
+		{"zero_window_after_syn_ack", zeroWindow, true, explain.Abort},
+		{"zero_window_without_handshake", zeroWindow, false, explain.Unknown},
+		{"bare_after_syn_ack", bare, true, explain.Stale},
+		{"abort_stays", abort, true, explain.Abort},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := explain.FileCause(&tt.seg, tt.accepted); got != tt.want {
+				t.Fatalf("FileCause = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
