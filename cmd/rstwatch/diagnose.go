@@ -219,7 +219,7 @@ func uptime(fs proc.FS) float64 {
 func reportText(r *report) string {
 	var b strings.Builder
 	if r.Offline {
-		fmt.Fprintf(&b, "rstwatch diagnose (offline, from the packets alone): %d resets over %.2fs\n", r.Headline.ResetsTotal, r.DurationS)
+		fmt.Fprintf(&b, "rstwatch diagnose (offline, from the packets and handshakes in the file): %d resets over %.2fs\n", r.Headline.ResetsTotal, r.DurationS)
 	} else {
 		fmt.Fprintf(&b, "rstwatch diagnose: %d resets in %.2fs\n", r.Headline.ResetsTotal, r.DurationS)
 		b.WriteString(r.Headline.Text + "\n")

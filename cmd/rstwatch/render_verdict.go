@@ -125,7 +125,7 @@ func appendVerdictText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 	b = append(b, v.Cause.String()...)
 	switch {
 	case v.Offline:
-		b = append(b, " (offline, from the packet)"...)
+		b = append(b, " (offline)"...)
 	case v.Sampled:
 		b = append(b, " (from the packet: attribution over budget)"...)
 	}
