@@ -166,3 +166,30 @@ func TestIntegrationStatsAndSocketsInNamespace(t *testing.T) {
 	}
 	expectFields(t, "listener", lines[0], map[string]any{"local_port": 7331, "pid": helper.Process.Pid, "comm": "rstwatch.test", "state": "LISTEN"})
 }
+
+// TestIntegrationIdleRSS holds watch to its memory budget on an idle host:
+// peak RSS ≤ 15 MiB with the capture ring, the socket table and the owner
+// index in place.
+func TestIntegrationIdleRSS(t *testing.T) {
+	ns := netnstest.New(t)
+	w := startWatch(t, ns, "watch", "--duration", "10s")
+	time.Sleep(1500 * time.Millisecond) // a few refreshes of the socket table
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	if err != nil {
+		t.Fatalf("failed to read status: %v", err)
+	}
+	var hwm int
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &hwm)
+		}
+	}
+	if hwm == 0 || hwm > 15<<10 {
+		t.Fatalf("peak RSS of an idle watch = %d KiB, want 1 to %d", hwm, 15<<10)
+	}
+	t.Logf("peak RSS of an idle watch: %d KiB", hwm)
+	w.cmd.Process.Signal(os.Interrupt)
+	if _, stderr, code := w.wait(t, 5*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
