@@ -380,7 +380,7 @@ func TestIntegrationLookup(t *testing.T) {
 // port and waits for stdin to close.
 func TestHelperProcess(t *testing.T) {
 	if os.Getenv("RSTWATCH_PROC_HELPER") != "listen" {
-		t.Skip("helper process only")
+		return // not a test: the body runs only in a re-executed child
 	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
