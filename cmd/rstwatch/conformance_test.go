@@ -5,7 +5,6 @@ package main
 // Linux only, as they use the helpers of integration_linux_test.go.
 
 import (
-	"bytes"
 	"fmt"
 	"net/netip"
 	"os"
@@ -115,21 +114,9 @@ func tsharkFields(t *testing.T, tshark, path, filter string, fields ...string) [
 	for _, f := range fields {
 		args = append(args, "-e", f)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(tshark, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var warnings []string
-	for _, line := range strings.Split(stderr.String(), "\n") {
-		if line != "" && !strings.HasPrefix(line, "Running as user ") {
-			warnings = append(warnings, line)
-		}
-	}
-	if err != nil || len(warnings) > 0 {
-		t.Fatalf("failed to run tshark %s: %v: %s", strings.Join(args, " "), err, strings.Join(warnings, "\n"))
-	}
+	stdout := snifftest.Wireshark(t, tshark, args...)
 	var rows [][]string
-	for _, line := range strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
 		if line == "" {
 			continue
 		}

@@ -13,44 +13,8 @@ import (
 	"testing"
 
 	"github.com/rstwatch/rstwatch/sniff/savefile"
+	"github.com/rstwatch/rstwatch/sniff/snifftest"
 )
-
-// corpusDir returns the external capture corpus (shared/corpus beside the
-// checkout, or $RSTWATCH_CORPUS), skipping the test if it is absent.
-func corpusDir(tb testing.TB) string {
-	tb.Helper()
-	dir := os.Getenv("RSTWATCH_CORPUS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "corpus")
-	}
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		tb.Skipf("skipping, capture corpus not found at %s (set RSTWATCH_CORPUS)", dir)
-	}
-	return dir
-}
-
-// corpusFiles returns the capture files under dir, by path relative to it.
-func corpusFiles(tb testing.TB, dir string) []string {
-	tb.Helper()
-	var files []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if ext := filepath.Ext(path); !d.IsDir() && (ext == ".pcap" || ext == ".pcapng" || ext == ".cap") {
-			rel, err := filepath.Rel(dir, path)
-			if err != nil {
-				return err
-			}
-			files = append(files, rel)
-		}
-		return nil
-	})
-	if err != nil {
-		tb.Fatalf("failed to list corpus: %v", err)
-	}
-	return files
-}
 
 // corpusRSTs parses the README table of the corpus: file -> RSTs, IPv6 RSTs.
 func corpusRSTs(tb testing.TB, dir string) map[string][2]int {
@@ -115,8 +79,8 @@ func tcpRST(ip []byte) (rst, v6 bool) {
 // have a link type Network supports, Network must find the IP packet of
 // every IP frame, and the RST counts must match the corpus README.
 func TestCorpus(t *testing.T) {
-	dir := corpusDir(t)
-	files := corpusFiles(t, dir)
+	dir := snifftest.CorpusDir(t)
+	files := snifftest.CorpusFiles(t, dir)
 	if len(files) == 0 {
 		t.Skipf("skipping, no capture files in %s", dir)
 	}

@@ -1,7 +1,6 @@
 package savefile_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/rstwatch/rstwatch/sniff/savefile"
+	"github.com/rstwatch/rstwatch/sniff/snifftest"
 )
 
 // lookTShark returns the path of tshark, or skips the test.
@@ -22,27 +22,6 @@ func lookTShark(t *testing.T) string {
 		t.Skip("skipping, tshark not installed (apt-get install tshark): cannot check files against Wireshark")
 	}
 	return path
-}
-
-// runWireshark runs a Wireshark tool and returns its standard output. Any
-// standard error output is a failure, except the notice about running as
-// root.
-func runWireshark(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var warnings []string
-	for _, line := range strings.Split(stderr.String(), "\n") {
-		if line != "" && !strings.HasPrefix(line, "Running as user ") {
-			warnings = append(warnings, line)
-		}
-	}
-	if err != nil || len(warnings) > 0 {
-		t.Fatalf("failed to run %s %s: %v: %s", name, strings.Join(args, " "), err, strings.Join(warnings, "\n"))
-	}
-	return stdout.String()
 }
 
 // TestTShark writes files with both writers and checks that Wireshark reads
@@ -74,7 +53,7 @@ func TestTShark(t *testing.T) {
 				t.Fatalf("failed to close file: %v", err)
 			}
 
-			out := runWireshark(t, tshark, "-r", path)
+			out := snifftest.Wireshark(t, tshark, "-r", path)
 			if n := strings.Count(out, "\n"); n != len(caps) {
 				t.Errorf("tshark printed %d packets, want = %d:\n%s", n, len(caps), out)
 			}
@@ -85,7 +64,7 @@ func TestTShark(t *testing.T) {
 			} else {
 				fields = append(fields, "-e", "sll.ifindex", "-e", "sll.pkttype", "-e", "sll.hatype")
 			}
-			out = runWireshark(t, tshark, append([]string{"-r", path}, fields...)...)
+			out = snifftest.Wireshark(t, tshark, append([]string{"-r", path}, fields...)...)
 			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 			if len(lines) != len(caps) {
 				t.Fatalf("tshark printed %d lines, want = %d:\n%s", len(lines), len(caps), out)
@@ -134,15 +113,15 @@ func TestTShark(t *testing.T) {
 	// concatenates it into one pcapng file (an interface per input file),
 	// so tshark starts once, and Wireshark's pcapng writer is checked too.
 	t.Run("corpus", func(t *testing.T) {
-		cdir := corpusDir(t)
-		files := corpusFiles(t, cdir)
+		cdir := snifftest.CorpusDir(t)
+		files := snifftest.CorpusFiles(t, cdir)
 		merged := filepath.Join(dir, "corpus.pcapng")
 		args := []string{"-a", "-F", "pcapng", "-w", merged}
 		for _, name := range files {
 			args = append(args, filepath.Join(cdir, name))
 		}
-		runWireshark(t, "mergecap", args...)
-		out := runWireshark(t, tshark, "-r", merged, "-T", "fields",
+		snifftest.Wireshark(t, "mergecap", args...)
+		out := snifftest.Wireshark(t, tshark, "-r", merged, "-T", "fields",
 			"-e", "frame.time_epoch", "-e", "frame.cap_len", "-e", "frame.len", "-e", "frame.interface_id")
 		want := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 
@@ -203,7 +182,7 @@ func readSummary(t *testing.T, path string, ifID int) []string {
 func capinfos(t *testing.T, path string) map[string]string {
 	t.Helper()
 	info := map[string]string{}
-	for _, line := range strings.Split(runWireshark(t, "capinfos", "-M", "-c", "-t", "-E", path), "\n") {
+	for _, line := range strings.Split(snifftest.Wireshark(t, "capinfos", "-M", "-c", "-t", "-E", path), "\n") {
 		if k, v, ok := strings.Cut(line, ":"); ok {
 			info[strings.TrimSpace(k)] = strings.TrimSpace(v)
 		}

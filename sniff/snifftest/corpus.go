@@ -43,7 +43,7 @@ func CorpusFiles(tb testing.TB, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if ext := filepath.Ext(path); !d.IsDir() && (ext == ".pcap" || ext == ".pcapng") {
+		if ext := filepath.Ext(path); !d.IsDir() && (ext == ".pcap" || ext == ".pcapng" || ext == ".cap") {
 			rel, err := filepath.Rel(dir, path)
 			if err != nil {
 				return err
