@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -41,15 +40,7 @@ mount -t sysfs sysfs "$1/sys"
 exec chroot "$1" /rstwatch watch --json -c 2 --duration 20s`
 	w := startArmed(t, ns.Command("unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", root))
 	snifftest.Refuse(t, ns, netip.MustParseAddrPort("127.0.0.1:45200"), netip.MustParseAddrPort("127.0.0.1:7211"))
-	ln, done := serveOne(t, ns, "127.0.0.1:7311", func(c *net.TCPConn) {
-		time.Sleep(700 * time.Millisecond) // longer than a socket-table refresh
-		c.SetLinger(0)
-		c.Close()
-	})
-	var client net.Conn
-	ns.Do(t, func() (err error) { client, err = net.Dial("tcp", ln.Addr().String()); return err })
-	defer client.Close()
-	<-done
+	lingerAbort(t, ns, "127.0.0.1:7311")
 
 	stdout, stderr, code := w.wait(t, 10*time.Second)
 	if code != 0 {

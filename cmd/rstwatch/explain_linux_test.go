@@ -187,19 +187,26 @@ func serveOne(t *testing.T, ns *netnstest.NS, addr string, fn func(*net.TCPConn)
 	return ln, done
 }
 
-func TestIntegrationExplainLingerAbort(t *testing.T) {
-	ns := netnstest.New(t)
-	w := startWatch(t, ns, "--json", "-c", "1")
-	ln, done := serveOne(t, ns, "127.0.0.1:7311", func(c *net.TCPConn) {
-		// Live longer than a socket-table refresh, then abort.
+// lingerAbort has a server in this test process, inside ns, accept a
+// connection on addr, keep it longer than a socket-table refresh and abort
+// it with SO_LINGER 0. It returns once the reset has been sent.
+func lingerAbort(t *testing.T, ns *netnstest.NS, addr string) {
+	t.Helper()
+	ln, done := serveOne(t, ns, addr, func(c *net.TCPConn) {
 		time.Sleep(700 * time.Millisecond)
 		c.SetLinger(0)
 		c.Close()
 	})
 	var client net.Conn
 	ns.Do(t, func() (err error) { client, err = net.Dial("tcp", ln.Addr().String()); return err })
-	defer client.Close()
+	t.Cleanup(func() { client.Close() })
 	<-done
+}
+
+func TestIntegrationExplainLingerAbort(t *testing.T) {
+	ns := netnstest.New(t)
+	w := startWatch(t, ns, "--json", "-c", "1")
+	lingerAbort(t, ns, "127.0.0.1:7311")
 	stdout, stderr, code := w.wait(t, 5*time.Second)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
