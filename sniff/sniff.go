@@ -1,7 +1,6 @@
 package sniff
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -114,9 +113,6 @@ func (s *Sniffer) Duplicates() uint64 { return s.duplicates }
 
 // Interfaces returns the interfaces the capture covers, as of Open.
 func (s *Sniffer) Interfaces() []Interface { return s.ifaces }
-
-// IsClosed reports whether err means the Sniffer was closed.
-func IsClosed(err error) bool { return errors.Is(err, errClosed) }
 
 // Buffered returns how many packets of the current batch Next has not
 // returned yet; when it is 0 the next call may block, so a caller that

@@ -4,12 +4,9 @@ package sniff
 
 import (
 	"fmt"
-	"net"
 	"runtime"
 	"time"
 )
-
-var errClosed = net.ErrClosed
 
 // Sniffer is a capture of TCP resets; it is only implemented on Linux.
 type Sniffer struct {
