@@ -2,21 +2,7 @@
 
 package main
 
-import (
-	"fmt"
-	"runtime"
-)
-
-// processCapabilities are the capability sets of a Linux thread; other
-// systems have none.
-type processCapabilities struct {
-	effective, permitted, inheritable capSet
-}
-
-var errNoCapabilities = fmt.Errorf("capabilities: not implemented on %s", runtime.GOOS)
-
-func readCapabilities() (processCapabilities, error) { return processCapabilities{}, errNoCapabilities }
-
+// effectiveCapabilities is empty where there are no capabilities.
 func effectiveCapabilities() capSet { return 0 }
 
 // dropCapabilities does nothing where there are no capabilities.

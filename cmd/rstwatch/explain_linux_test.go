@@ -20,20 +20,6 @@ import (
 // The scenarios of issue 2/6: each reset kind made for real in a test
 // namespace, watched by the rstwatch binary, its JSON checked field by field.
 
-// field digs a value out of a decoded JSON line: field(m, "sender",
-// "process", "pid").
-func field(m map[string]any, path ...string) any {
-	var v any = m
-	for _, k := range path {
-		o, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = o[k]
-	}
-	return v
-}
-
 // expectFields checks JSON values; a json.Number is compared as text.
 func expectFields(t *testing.T, what string, m map[string]any, want map[string]any) {
 	t.Helper()

@@ -125,10 +125,6 @@ func jsonLines(t *testing.T, stdout string) []map[string]any {
 	return out
 }
 
-// schemaV1 are the JSON fields issue 1/6 fixed; later fields may be added.
-var schemaV1 = []string{"time", "ifname", "ifindex", "direction", "family", "src", "src_port", "dst", "dst_port",
-	"flags", "seq", "ack", "window", "payload_len", "ttl", "tos"}
-
 func num(t *testing.T, m map[string]any, key string) uint64 {
 	t.Helper()
 	n, ok := m[key].(json.Number)

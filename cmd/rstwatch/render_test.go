@@ -12,6 +12,24 @@ import (
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
 
+// schemaV1 are the JSON fields issue 1/6 fixed; later fields may be added.
+var schemaV1 = []string{"time", "ifname", "ifindex", "direction", "family", "src", "src_port", "dst", "dst_port",
+	"flags", "seq", "ack", "window", "payload_len", "ttl", "tos"}
+
+// field digs a value out of a decoded JSON line: field(m, "sender",
+// "process", "pid").
+func field(m map[string]any, path ...string) any {
+	var v any = m
+	for _, k := range path {
+		o, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = o[k]
+	}
+	return v
+}
+
 // hostile are process names a local user can choose (comm is theirs to set).
 var hostile = []string{
 	"nginx",
