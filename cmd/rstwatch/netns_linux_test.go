@@ -193,3 +193,18 @@ func TestIntegrationIdleRSS(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 }
+
+// TestIntegrationAllNamespacesCount stops every capture when one of them
+// reaches -c, while the others are blocked waiting for packets.
+func TestIntegrationAllNamespacesCount(t *testing.T) {
+	a := netnstest.New(t)
+	w := startHost(t, "watch", "--all-netns", "-c", "1", "--json")
+	snifftest.Refuse(t, a, netip.MustParseAddrPort("127.0.0.1:46200"), netip.MustParseAddrPort("127.0.0.1:7211"))
+	stdout, stderr, code := w.wait(t, 5*time.Second)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if n := len(jsonLines(t, stdout)); n != 1 {
+		t.Fatalf("printed %d resets with -c 1", n)
+	}
+}

@@ -233,9 +233,6 @@ func (s *session) openCapture(ctx context.Context, t *nsTarget, explainOn bool) 
 		return nil, err
 	}
 	cp.closers = append(cp.closers, func() { cp.live.Close() })
-	// Ending the context unblocks Next through a deadline in the past.
-	stop := context.AfterFunc(ctx, func() { _ = cp.live.SetReadDeadline(time.Unix(1, 0)) })
-	cp.closers = append(cp.closers, func() { stop() })
 	return cp, nil
 }
 
@@ -313,6 +310,12 @@ func (s *session) run(ctx context.Context, limit int, onReset resetFunc, idle fu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Ending ctx (Ctrl-C, --duration, -c reached by any capture)
+			// unblocks Next through a deadline in the past. It must be
+			// this ctx, the one loop checks: AfterFunc runs only once it
+			// is done, so a deadline error always finds ctx.Err() set.
+			stop := context.AfterFunc(ctx, func() { _ = cp.live.SetReadDeadline(time.Unix(1, 0)) })
+			defer stop()
 			if err := r.loop(ctx, cp.live, cp.explainer, cp); err != nil {
 				r.fail(err)
 			}
