@@ -153,24 +153,21 @@ func (f *ngFile) idb(lt savefile.LinkType, snaplen uint32, opts ...[]byte) *ngFi
 }
 
 func (f *ngFile) epb(id uint32, ts uint64, data []byte, origLen int, opts ...[]byte) *ngFile {
-	var body []byte
-	body = f.order.AppendUint32(body, id)
-	body = f.order.AppendUint32(body, uint32(ts>>32))
-	body = f.order.AppendUint32(body, uint32(ts))
-	body = f.order.AppendUint32(body, uint32(len(data)))
-	body = f.order.AppendUint32(body, uint32(origLen))
-	body = append(body, data...)
-	for len(body)%4 != 0 {
-		body = append(body, 0)
-	}
-	return f.block(6, body, f.withEnd(opts))
+	return f.block(6, f.packetBody(f.order.AppendUint32(nil, id), ts, data, origLen), f.withEnd(opts))
 }
 
+// pb builds an obsolete Packet Block: an EPB with a 16-bit interface id
+// followed by a 16-bit drops count.
 func (f *ngFile) pb(id uint16, ts uint64, data []byte, origLen int, opts ...[]byte) *ngFile {
-	var body []byte
-	body = f.order.AppendUint16(body, id)
-	body = f.order.AppendUint16(body, 0) // drops
-	body = f.order.AppendUint32(body, uint32(ts>>32))
+	head := f.order.AppendUint16(nil, id)
+	head = f.order.AppendUint16(head, 0) // drops
+	return f.block(2, f.packetBody(head, ts, data, origLen), f.withEnd(opts))
+}
+
+// packetBody appends to head what EPBs and PBs share: the timestamp, the
+// lengths and the padded data.
+func (f *ngFile) packetBody(head []byte, ts uint64, data []byte, origLen int) []byte {
+	body := f.order.AppendUint32(head, uint32(ts>>32))
 	body = f.order.AppendUint32(body, uint32(ts))
 	body = f.order.AppendUint32(body, uint32(len(data)))
 	body = f.order.AppendUint32(body, uint32(origLen))
@@ -178,7 +175,7 @@ func (f *ngFile) pb(id uint16, ts uint64, data []byte, origLen int, opts ...[]by
 	for len(body)%4 != 0 {
 		body = append(body, 0)
 	}
-	return f.block(2, body, f.withEnd(opts))
+	return body
 }
 
 func (f *ngFile) spb(origLen int, data []byte) *ngFile {

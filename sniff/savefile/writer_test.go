@@ -15,17 +15,17 @@ import (
 	"github.com/rstwatch/rstwatch/sniff/savefile"
 )
 
-// testCaptures is a mix of interfaces, directions, comments and sizes.
-func testCaptures() []struct {
+// testCapture is one packet for the writers.
+type testCapture struct {
 	ci savefile.CaptureInfo
 	ip []byte
-} {
+}
+
+// testCaptures is a mix of interfaces, directions, comments and sizes.
+func testCaptures() []testCapture {
 	big := bytes.Repeat([]byte{0x45}, 70000) // larger than the writers' buffer
 	base := time.Date(2024, 2, 29, 12, 0, 0, 123456789, time.UTC)
-	return []struct {
-		ci savefile.CaptureInfo
-		ip []byte
-	}{
+	return []testCapture{
 		{savefile.CaptureInfo{Time: base, Ifindex: 2, Ifname: "eth0", Direction: savefile.DirectionInbound}, ipv4RST},
 		{savefile.CaptureInfo{Time: base.Add(1), Ifindex: 1, Ifname: "lo", Direction: savefile.DirectionOutbound, HAType: savefile.ARPHRDLoopback, Comment: "rst from port 80"}, ipv6RST},
 		{savefile.CaptureInfo{Time: base.Add(time.Second), Ifindex: 2, Ifname: "eth0", Direction: savefile.DirectionOutbound, OrigLen: 1500}, ipv4RST[:30]},
@@ -35,10 +35,9 @@ func testCaptures() []struct {
 	}
 }
 
-func TestPcapNGWriterRoundTrip(t *testing.T) {
-	var buf bytes.Buffer
-	w := savefile.NewPcapNGWriter(&buf)
-	caps := testCaptures()
+// writeAll writes caps with w and flushes it.
+func writeAll(t *testing.T, w savefile.Writer, caps []testCapture) {
+	t.Helper()
 	for _, c := range caps {
 		if err := w.WritePacket(c.ci, c.ip); err != nil {
 			t.Fatalf("failed to write packet: %v", err)
@@ -47,6 +46,13 @@ func TestPcapNGWriterRoundTrip(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatalf("failed to flush: %v", err)
 	}
+}
+
+func TestPcapNGWriterRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	w := savefile.NewPcapNGWriter(&buf)
+	caps := testCaptures()
+	writeAll(t, w, caps)
 
 	res := readAll(buf.Bytes())
 	checkReadErr(t, res.err)
@@ -77,14 +83,7 @@ func TestPcapWriterRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	w := savefile.NewPcapWriter(&buf)
 	caps := testCaptures()
-	for _, c := range caps {
-		if err := w.WritePacket(c.ci, c.ip); err != nil {
-			t.Fatalf("failed to write packet: %v", err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatalf("failed to flush: %v", err)
-	}
+	writeAll(t, w, caps)
 
 	res := readAll(buf.Bytes())
 	checkReadErr(t, res.err)
