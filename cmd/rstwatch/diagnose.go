@@ -15,8 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rstwatch/rstwatch/proc"
-	"github.com/rstwatch/rstwatch/sniff"
-	"github.com/rstwatch/rstwatch/sniff/explain"
+	"github.com/rstwatch/rstwatch/sniff/pipeline"
 )
 
 const defaultDiagnoseDuration = 10 * time.Second
@@ -83,10 +82,7 @@ func runDiagnose(c *cli.Context) error {
 	var mu sync.Mutex // d is fed by the capture and by the listener sampler
 	d := newDiagnosis(time.Now(), c0)
 	d.offline = offline
-	var x *explain.Explainer
-	if !offline {
-		x = s.captures[0].explainer
-	}
+	x := s.pipe.Explainer()
 	if x != nil {
 		sample := func() {
 			if ls, err := x.Listeners(); err == nil {
@@ -104,16 +100,19 @@ func runDiagnose(c *cli.Context) error {
 	}
 
 	var n int
-	_, runErr := s.run(ctx, 0, func(e *sniff.Event, v *explain.Verdict, _ *nsTarget) error {
+	_, runErr := s.run(ctx, 0, sinkFunc(func(e *pipeline.Event) error {
+		if !e.IsReset() {
+			return nil
+		}
 		mu.Lock()
-		d.add(e, v)
+		d.add(&e.Event, &e.Verdict)
 		mu.Unlock()
 		if progress != nil {
 			progress.resets.Store(int64(n + 1))
 		}
 		n++
 		return nil
-	}, nil)
+	}))
 	if progress != nil {
 		progress.clear()
 	}
@@ -139,7 +138,7 @@ func runDiagnose(c *cli.Context) error {
 		}
 	}
 	if !offline {
-		if st, err := s.captures[0].live.Stats(); err == nil {
+		if st := s.pipe.Stats(); st.Err == nil {
 			d.drops = st.Drops
 		}
 	}

@@ -55,3 +55,13 @@ func privilegeError(err error) error {
 	}
 	return usageError{fmt.Errorf("capturing packets needs CAP_NET_RAW: run as root or grant it with `setcap cap_net_raw+ep rstwatch` (%v)", err)}
 }
+
+// namespacePrivilegeError explains a namespace that could not be entered
+// for lack of CAP_SYS_ADMIN.
+func namespacePrivilegeError(path string, err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		err = se
+	}
+	return usageError{fmt.Errorf("entering the network namespace %s needs CAP_SYS_ADMIN: run as root (%v)", path, err)}
+}

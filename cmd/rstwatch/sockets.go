@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/namespaces"
 	"github.com/rstwatch/rstwatch/proc/netns"
 )
 
@@ -85,7 +86,7 @@ func runSockets(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	target, err := resolveNamespace(c)
+	target, err := resolveNamespace(c, fs)
 	if err != nil {
 		return err
 	}
@@ -129,21 +130,21 @@ func runSockets(c *cli.Context) error {
 // dumpSockets lists the IPv4 and IPv6 TCP sockets in states through
 // sock_diag, or /proc/net/tcp{,6} if sock_diag cannot be opened. A dump the
 // kernel kept interrupting is used as it is.
-func dumpSockets(fs proc.FS, states proc.StateMask, target *nsTarget) ([]proc.Socket, error) {
+func dumpSockets(fs proc.FS, states proc.StateMask, target *namespaces.Target) ([]proc.Socket, error) {
 	var src proc.Source
 	if target == nil {
 		src = proc.OpenSource(fs)
 	} else {
 		// The netlink socket belongs to the namespace it is created in.
-		err := netns.Do(target.path, func() (err error) {
+		err := netns.Do(target.Path, func() (err error) {
 			src, err = proc.DialDiag()
 			return err
 		})
 		if err != nil {
-			if target.pid == 0 {
-				return nil, fmt.Errorf("list sockets in %s: %w", target.name, err)
+			if target.PID == 0 {
+				return nil, fmt.Errorf("list sockets in %s: %w", safe(target.Name), err)
 			}
-			src = fs.NetOf(target.pid) // ss's /proc fallback, read through a process in it
+			src = fs.NetOf(target.PID) // ss's /proc fallback, read through a process in it
 		}
 	}
 	if d, ok := src.(*proc.Diag); ok {

@@ -12,7 +12,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/caps"
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/namespaces"
 )
 
 // counterInfo describes one kernel TCP counter that rstwatch reports.
@@ -244,14 +246,19 @@ func runStats(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	target, err := resolveNamespace(c)
+	target, err := resolveNamespace(c, fs)
 	if err != nil {
 		return err
 	}
-	read := func() (proc.Counters, error) { return readCountersFrom(target.counters(fs)) }
+	read := func() (proc.Counters, error) { return readCountersFrom(target.Counters(fs)) }
 	first, err := read()
 	if err != nil {
 		return err
+	}
+	// Reading counters needs no privilege, except entering a namespace
+	// known only by its path, which stats does at every interval.
+	if err := caps.Drop(statsCapabilities(target)...); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "could not drop capabilities: %v\n", err) // not fatal
 	}
 	for i := range rules {
 		if _, ok := first[rules[i].counter.key]; !ok {
@@ -271,6 +278,16 @@ func runStats(c *cli.Context) error {
 	}
 	s.redraw = !s.json && isTerminal(c.App.Writer)
 	return s.run(c.Context, first, time.Now())
+}
+
+// statsCapabilities are the capabilities stats keeps once it has read the
+// counters a first time: CAP_SYS_ADMIN when each read enters the
+// namespace, else none.
+func statsCapabilities(t *namespaces.Target) []caps.Capability {
+	if t != nil && t.PID == 0 {
+		return []caps.Capability{caps.SysAdmin}
+	}
+	return nil
 }
 
 // isTerminal reports whether w is a terminal.

@@ -3,10 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -14,6 +12,7 @@ import (
 	"github.com/rstwatch/rstwatch/filter"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
+	"github.com/rstwatch/rstwatch/sniff/pipeline"
 )
 
 func watchCommand() *cli.Command {
@@ -103,22 +102,6 @@ func captureFlags(c *cli.Context) (*sniff.Config, error) {
 	return cfg, nil
 }
 
-// openCapture opens the capture and turns its failures into the errors a
-// user can act on.
-func openCapture(cfg *sniff.Config) (*sniff.Sniffer, error) {
-	s, err := sniff.Open(cfg)
-	var unknown *sniff.UnknownInterfaceError
-	switch {
-	case err == nil:
-		return s, nil
-	case errors.As(err, &unknown):
-		return nil, usageError{unknown}
-	case errors.Is(err, os.ErrPermission):
-		return nil, privilegeError(err)
-	}
-	return nil, fmt.Errorf("open capture: %w", err)
-}
-
 // listeningLine is what rstwatch says on stderr once the capture is armed.
 func listeningLine(cfg *sniff.Config, ifaces []sniff.Interface) string {
 	names := make([]string, len(ifaces))
@@ -141,40 +124,53 @@ func runWatch(c *cli.Context) error {
 	defer s.close()
 	stopAfter(c.Duration(flagDuration), cancel)
 
-	out := bufio.NewWriterSize(s.stdout, 64<<10)
-	asJSON := c.Bool(flagJSON)
-	buf := make([]byte, 0, 1024)
-	n, err := s.run(ctx, c.Int(flagCount), func(e *sniff.Event, v *explain.Verdict, ns *nsTarget) error {
-		if asJSON {
-			buf = appendJSON(buf[:0], e, v, ns)
-		} else {
-			buf = appendText(buf[:0], e, v, ns)
-		}
-		buf = append(buf, '\n')
-		if _, err := out.Write(buf); err != nil {
-			return fmt.Errorf("write output: %w", err)
-		}
-		return nil
-	}, func() error {
-		// Flush before the source may block, so lines appear as they
-		// happen while a storm is still written in large chunks.
-		if err := out.Flush(); err != nil {
-			return fmt.Errorf("write output: %w", err)
-		}
-		return nil
-	})
-	// Whatever happened, keep what was already captured: flush the lines
-	// and the file, then report.
-	if ferr := out.Flush(); err == nil && ferr != nil {
-		err = fmt.Errorf("write output: %w", ferr)
-	}
+	lines := &lineSink{out: bufio.NewWriterSize(s.stdout, 64<<10), json: c.Bool(flagJSON), buf: make([]byte, 0, 1024)}
+	n, err := s.run(ctx, c.Int(flagCount), lines)
+	// Whatever happened, keep what was already captured: the pipeline
+	// flushed the lines; close the file, then report.
 	if ferr := s.finish(); err == nil {
 		err = ferr
 	}
-	if s.offline == nil {
-		s.reportCapture(n)
-	} else {
-		fmt.Fprintf(s.stderr, "%d resets in %s (%d packets read)\n", n, s.offline.name, s.offline.Packets)
-	}
+	s.reportCapture(n)
 	return err
+}
+
+// nsTarget labels a reset with the namespace it was seen in.
+type nsTarget struct {
+	inode uint64
+	name  string
+}
+
+// lineSink prints each reset as a text line or a JSON object.
+type lineSink struct {
+	out  *bufio.Writer
+	json bool
+	buf  []byte
+}
+
+func (l *lineSink) Handle(e *pipeline.Event) error {
+	if !e.IsReset() {
+		return nil
+	}
+	var ns *nsTarget
+	if e.Netns != nil {
+		ns = &nsTarget{inode: e.Netns.Inode, name: e.Netns.Name}
+	}
+	if l.json {
+		l.buf = appendJSON(l.buf[:0], &e.Event, &e.Verdict, ns)
+	} else {
+		l.buf = appendText(l.buf[:0], &e.Event, &e.Verdict, ns)
+	}
+	l.buf = append(l.buf, '\n')
+	if _, err := l.out.Write(l.buf); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
+
+func (l *lineSink) Flush() error {
+	if err := l.out.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
 }

@@ -30,7 +30,13 @@ func do(path string, fn func() error) error {
 		defer unix.Close(self)
 		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns: enter %s: %w", path, os.NewSyscallError("setns", err))
+			if err == unix.EINVAL {
+				// An nsfs file of another kind on a kernel without
+				// NS_GET_NSTYPE.
+				errc <- fmt.Errorf("netns: %s: %w", path, ErrNotNamespace)
+				return
+			}
+			errc <- &EnterError{Path: path, Err: os.NewSyscallError("setns", err)}
 			return
 		}
 		ferr := fn()
@@ -50,6 +56,13 @@ func open(path string) (int, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("netns: %w", &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	// A namespace file lives on nsfs: anything else (/etc/passwd, a
+	// directory) is not one, whatever setns would say about it.
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err != nil || sfs.Type != unix.NSFS_MAGIC {
+		unix.Close(fd)
+		return -1, fmt.Errorf("netns: %s: %w", path, ErrNotNamespace)
 	}
 	// NS_GET_NSTYPE (since Linux 4.11) tells the kind of namespace.
 	const nsGetNSType = 0xb703

@@ -1,47 +1,50 @@
-package main
+package caps
 
 import (
+	"bufio"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// processCapabilities are the capability sets of the calling thread
+// Sets are the Capability sets of the calling thread
 // (capget(2)); every thread of rstwatch has the same ones, since only
-// dropCapabilities changes them and it changes all threads at once.
-type processCapabilities struct {
-	effective, permitted, inheritable capSet
+// Drop changes them and it changes all threads at once.
+type Sets struct {
+	Effective, Permitted, Inheritable Set
 }
 
-// readCapabilities returns the calling thread's capability sets.
-func readCapabilities() (processCapabilities, error) {
+// Read returns the calling thread's Capability sets.
+func Read() (Sets, error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData // version 3: two 32-bit halves
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return processCapabilities{}, os.NewSyscallError("capget", err)
+		return Sets{}, os.NewSyscallError("capget", err)
 	}
-	join := func(lo, hi uint32) capSet { return capSet(uint64(hi)<<32 | uint64(lo)) }
-	return processCapabilities{
-		effective:   join(data[0].Effective, data[1].Effective),
-		permitted:   join(data[0].Permitted, data[1].Permitted),
-		inheritable: join(data[0].Inheritable, data[1].Inheritable),
+	join := func(lo, hi uint32) Set { return Set(uint64(hi)<<32 | uint64(lo)) }
+	return Sets{
+		Effective:   join(data[0].Effective, data[1].Effective),
+		Permitted:   join(data[0].Permitted, data[1].Permitted),
+		Inheritable: join(data[0].Inheritable, data[1].Inheritable),
 	}, nil
 }
 
-// effectiveCapabilities returns the effective set, or none if it cannot be
-// read (for notes only: a failure just makes a note name every capability).
-func effectiveCapabilities() capSet {
-	c, err := readCapabilities()
+// Effective returns the effective set, or none if it cannot be
+// read (for notes only: a failure just makes a note name every Capability).
+func Effective() Set {
+	c, err := Read()
 	if err != nil {
 		return 0
 	}
-	return c.effective
+	return c.Effective
 }
 
-// dropCapabilities lowers the capabilities of every thread of rstwatch to
+// Drop lowers the capabilities of every thread of rstwatch to
 // the ones in keep that it has now, for good: the effective and permitted
 // sets become keep ∩ permitted and the inheritable set empty (which also
 // empties the ambient set, capabilities(7)), so neither rstwatch nor
@@ -55,13 +58,13 @@ func effectiveCapabilities() capSet {
 // sets are changed on all of them at once with syscall.AllThreadsSyscall.
 // That is only possible in a CGO_ENABLED=0 build (rstwatch's only kind);
 // in a cgo build the error matches syscall.ENOTSUP and nothing changes.
-func dropCapabilities(keep ...capability) error {
-	cur, err := readCapabilities()
+func Drop(keep ...Capability) error {
+	cur, err := Read()
 	if err != nil {
 		return err
 	}
-	want := capsOf(keep...) & cur.permitted
-	if cur.effective == want && cur.permitted == want && cur.inheritable == 0 {
+	want := Of(keep...) & cur.Permitted
+	if cur.Effective == want && cur.Permitted == want && cur.Inheritable == 0 {
 		return nil
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3} // Pid 0: each calling thread
@@ -74,4 +77,28 @@ func dropCapabilities(keep ...capability) error {
 		return fmt.Errorf("drop capabilities to %v: %w", want, os.NewSyscallError("capset", errno))
 	}
 	return nil
+}
+
+// ReadStatus reads the Cap* lines (CapInh, CapPrm, CapEff, CapBnd, CapAmb)
+// of a /proc/PID/status file: another process's capabilities.
+func ReadStatus(path string) (map[string]Set, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := make(map[string]Set)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok || !strings.HasPrefix(k, "Cap") {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %v", path, k, err)
+		}
+		out[k] = Set(n)
+	}
+	return out, sc.Err()
 }

@@ -1,4 +1,4 @@
-package main
+package caps
 
 import (
 	"fmt"
@@ -7,9 +7,9 @@ import (
 	"github.com/rstwatch/rstwatch/proc"
 )
 
-// capability is a Linux capability, by its bit number (capabilities(7)).
+// Capability is a Linux capability, by its bit number (capabilities(7)).
 // Only the ones rstwatch deals with are named.
-type capability uint8
+type Capability uint8
 
 // What each capability is for in rstwatch (measured on Linux 6.18):
 //
@@ -29,49 +29,49 @@ type capability uint8
 //     root with fewer capabilities). So both, as root or not; either alone
 //     names only some processes.
 const (
-	capDACReadSearch capability = 2  // CAP_DAC_READ_SEARCH
-	capNetAdmin      capability = 12 // CAP_NET_ADMIN
-	capNetRaw        capability = 13 // CAP_NET_RAW
-	capSysPtrace     capability = 19 // CAP_SYS_PTRACE
-	capSysAdmin      capability = 21 // CAP_SYS_ADMIN
+	DACReadSearch Capability = 2  // CAP_DAC_READ_SEARCH
+	NetAdmin      Capability = 12 // CAP_NET_ADMIN
+	NetRaw        Capability = 13 // CAP_NET_RAW
+	SysPtrace     Capability = 19 // CAP_SYS_PTRACE
+	SysAdmin      Capability = 21 // CAP_SYS_ADMIN
 )
 
-var capNames = map[capability]string{
-	capDACReadSearch: "CAP_DAC_READ_SEARCH",
-	capNetAdmin:      "CAP_NET_ADMIN",
-	capNetRaw:        "CAP_NET_RAW",
-	capSysPtrace:     "CAP_SYS_PTRACE",
-	capSysAdmin:      "CAP_SYS_ADMIN",
+var capNames = map[Capability]string{
+	DACReadSearch: "CAP_DAC_READ_SEARCH",
+	NetAdmin:      "CAP_NET_ADMIN",
+	NetRaw:        "CAP_NET_RAW",
+	SysPtrace:     "CAP_SYS_PTRACE",
+	SysAdmin:      "CAP_SYS_ADMIN",
 }
 
-func (c capability) String() string {
+func (c Capability) String() string {
 	if n, ok := capNames[c]; ok {
 		return n
 	}
 	return fmt.Sprintf("cap_%d", uint8(c))
 }
 
-// capSet is a set of capabilities, bit c for capability c, as the kernel
+// Set is a set of capabilities, bit c for Capability c, as the kernel
 // keeps them (and as /proc/PID/status prints CapEff in hex).
-type capSet uint64
+type Set uint64
 
-func capsOf(cs ...capability) capSet {
-	var s capSet
+func Of(cs ...Capability) Set {
+	var s Set
 	for _, c := range cs {
 		s |= 1 << c
 	}
 	return s
 }
 
-func (s capSet) has(c capability) bool { return s&(1<<c) != 0 }
+func (s Set) Has(c Capability) bool { return s&(1<<c) != 0 }
 
 // String lists the named capabilities in s, in bit order, then the count
 // of others ("CAP_NET_RAW,CAP_SYS_PTRACE+3").
-func (s capSet) String() string {
+func (s Set) String() string {
 	var names []string
 	others := 0
-	for c := range capability(64) {
-		if !s.has(c) {
+	for c := range Capability(64) {
+		if !s.Has(c) {
 			continue
 		}
 		if n, ok := capNames[c]; ok {
@@ -90,35 +90,35 @@ func (s capSet) String() string {
 	return out
 }
 
-// runtimeCapabilities are the capabilities a capture still needs once its
+// Runtime are the capabilities a capture still needs once its
 // sockets are open, so the ones to keep when dropping the rest: those that
 // name the processes owning sockets (read /proc/PID/fd on every refresh),
 // and, when the command opens sockets in network namespaces later
 // (--all-netns picking up new namespaces), CAP_SYS_ADMIN and CAP_NET_RAW
 // for that. CAP_NET_ADMIN is never kept: it only matters at open.
-func runtimeCapabilities(opensSocketsLater bool) []capability {
-	keep := append([]capability(nil), ownerCapabilities...)
+func Runtime(opensSocketsLater bool) []Capability {
+	keep := append([]Capability(nil), ownerCaps...)
 	if opensSocketsLater {
-		keep = append(keep, capSysAdmin, capNetRaw)
+		keep = append(keep, SysAdmin, NetRaw)
 	}
 	return keep
 }
 
-// ownerCapabilities are the capabilities that reading other processes'
+// ownerCaps are the capabilities that reading other processes'
 // /proc/PID/fd needs (see the constants above).
-var ownerCapabilities = []capability{capSysPtrace, capDACReadSearch}
+var ownerCaps = []Capability{SysPtrace, DACReadSearch}
 
-// ownersNote returns the one-line note to print (once, on stderr) when the
+// OwnersNote returns the one-line note to print (once, on stderr) when the
 // owner index could not read some processes' sockets, or "" when it read
 // them all. st is proc.Owners.Stats() after a refresh; have is the
-// process's effective set (effectiveCapabilities). The note names what is
+// process's effective set (Effective). The note names what is
 // missing, e.g.
 //
 //	process names unavailable for 12 processes: need CAP_SYS_PTRACE
 //
 // With both capabilities there is no note, even if some processes stayed
 // unreadable (one in another user namespace): there is nothing to grant.
-func ownersNote(st proc.OwnersStats, have capSet) string {
+func OwnersNote(st proc.OwnersStats, have Set) string {
 	if st.Unreadable <= 0 {
 		return ""
 	}
@@ -126,9 +126,9 @@ func ownersNote(st proc.OwnersStats, have capSet) string {
 	if st.Unreadable == 1 {
 		procs = "process"
 	}
-	var missing []capability
-	for _, c := range ownerCapabilities {
-		if !have.has(c) {
+	var missing []Capability
+	for _, c := range ownerCaps {
+		if !have.Has(c) {
 			missing = append(missing, c)
 		}
 	}
@@ -140,7 +140,7 @@ func ownersNote(st proc.OwnersStats, have capSet) string {
 	return fmt.Sprintf("process names unavailable for %d %s: need %s", st.Unreadable, procs, joinCaps(missing, " and "))
 }
 
-func joinCaps(cs []capability, sep string) string {
+func joinCaps(cs []Capability, sep string) string {
 	s := make([]string, len(cs))
 	for i, c := range cs {
 		s[i] = c.String()

@@ -1,0 +1,148 @@
+// Package capfile writes the capture file of -w: every reset, and the SYNs
+// kept for attribution, as pcapng (with the explanation as a packet
+// comment) or classic pcap. A Writer is a pipeline.Sink.
+//
+// It belongs to the command (which file, which format, how comments read),
+// so it lives under cmd/rstwatch/internal; the block encoding itself is
+// package savefile's.
+package capfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/rstwatch/rstwatch/sniff"
+	"github.com/rstwatch/rstwatch/sniff/explain"
+	"github.com/rstwatch/rstwatch/sniff/pipeline"
+	"github.com/rstwatch/rstwatch/sniff/savefile"
+)
+
+// ErrSameFile reports a -w path that is the file -r reads.
+var ErrSameFile = errors.New("is also the file being read: writing would destroy it")
+
+// ErrSymlink reports a -w path that is an existing symbolic link.
+var ErrSymlink = errors.New("is a symbolic link: rstwatch does not write through links (give the target's path)")
+
+// Writer writes captured segments to a pcapng or pcap file.
+type Writer struct {
+	name string
+	f    *os.File // nil when writing to stdout
+	w    savefile.Writer
+	// closed is set by Close.
+	closed bool
+}
+
+// Create creates path (or uses stdout for "-"), mode 0644, and prepares
+// the header: pcapng by default, classic pcap with LINKTYPE_LINUX_SLL2
+// when asPcap is set. An existing symbolic link at path is refused
+// (ErrSymlink) rather than followed: rstwatch runs as root and creates the
+// file before dropping privileges, so a link planted in a shared directory
+// must not redirect the write. read is the -r path, if any: writing over
+// it is refused (ErrSameFile).
+func Create(path string, asPcap bool, stdout io.Writer, read string) (*Writer, error) {
+	cf := &Writer{name: path}
+	dst := stdout
+	if path != pipeline.Stdio {
+		if read != "" && read != pipeline.Stdio && sameFile(path, read) {
+			return nil, fmt.Errorf("-w %s %w", path, ErrSameFile)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o644)
+		if err != nil {
+			if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+				return nil, fmt.Errorf("-w %s %w", path, ErrSymlink)
+			}
+			return nil, fmt.Errorf("cannot write capture file: %w", err)
+		}
+		cf.f, dst = f, f
+	}
+	if asPcap {
+		cf.w = savefile.NewPcapWriter(dst)
+	} else {
+		cf.w = savefile.NewPcapNGWriter(dst)
+	}
+	return cf, nil
+}
+
+// sameFile reports whether a and b name one existing file.
+func sameFile(a, b string) bool {
+	if a == b {
+		return true
+	}
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
+}
+
+// Handle writes e: a reset with its explanation as the comment, a SYN
+// marked as kept for attribution.
+func (cf *Writer) Handle(e *pipeline.Event) error {
+	comment := synComment
+	if e.IsReset() {
+		comment = verdictComment(&e.Verdict)
+	}
+	return cf.write(&e.Event, comment)
+}
+
+// write appends e, with comment as the pcapng packet comment.
+func (cf *Writer) write(e *sniff.Event, comment string) error {
+	ci := savefile.CaptureInfo{Time: e.Time, Ifindex: e.Ifindex, Ifname: e.Ifname, OrigLen: e.Len, Comment: comment}
+	switch e.Direction {
+	case sniff.In:
+		ci.Direction = savefile.DirectionInbound
+	case sniff.Out:
+		ci.Direction = savefile.DirectionOutbound
+	case sniff.Local:
+		// The capture keeps loopback's outgoing copy (see package filter).
+		ci.Direction, ci.HAType = savefile.DirectionOutbound, sniff.HATypeLoopback
+	}
+	if err := cf.w.WritePacket(ci, e.Data); err != nil {
+		return fmt.Errorf("write %s: %w", cf.name, err)
+	}
+	return nil
+}
+
+// Flush writes out whole blocks buffered so far.
+func (cf *Writer) Flush() error {
+	if err := cf.w.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", cf.name, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the file. Only the first call does anything, so
+// an early return's deferred Close and the explicit one can both stand.
+func (cf *Writer) Close() error {
+	if cf.closed {
+		return nil
+	}
+	cf.closed = true
+	err := cf.Flush()
+	if cf.f != nil {
+		if cerr := cf.f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("write %s: %w", cf.name, cerr)
+		}
+	}
+	return err
+}
+
+// synComment marks the SYNs a capture file holds only for attribution.
+const synComment = "rstwatch: SYN kept for attribution"
+
+// verdictComment is the pcapng packet comment that carries the attribution.
+func verdictComment(v *explain.Verdict) string {
+	c := "rstwatch: cause=" + v.Cause.String()
+	if p := &v.Sender.Process; p.Owned {
+		c += " sender=" + p.Comm + "/" + strconv.Itoa(p.PID)
+	}
+	if p := &v.Target.Process; p.Owned {
+		c += " target=" + p.Comm + "/" + strconv.Itoa(p.PID)
+	}
+	return c
+}
