@@ -12,6 +12,7 @@ import (
 
 	"github.com/rstwatch/rstwatch/proc"
 	"github.com/rstwatch/rstwatch/proc/namespaces"
+	"github.com/rstwatch/rstwatch/proc/netns"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
@@ -189,6 +190,11 @@ func (p *Pipeline) openCapture(ctx context.Context, t *namespaces.Target) (_ *ca
 	cfg := p.cfg.Capture
 	xcfg := p.xcfg
 	if t != nil {
+		// Enter once first: a namespace that cannot be entered is one
+		// error, not a note about attribution and then an error.
+		if err := netns.Do(t.Path, func() error { return nil }); err != nil {
+			return nil, err
+		}
 		cfg.NetNS, xcfg.NetNS = t.Path, t.Path
 		xcfg.Counters = t.Counters(p.cfg.Proc)
 	}
