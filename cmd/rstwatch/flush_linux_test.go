@@ -1,7 +1,6 @@
 package main
 
 import (
-	be "encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -126,37 +125,14 @@ func TestIntegrationFlushUndecodableTail(t *testing.T) {
 		defer unix.Close(fd)
 		to := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
 		for _, doff := range []byte{5, 2} { // a reset, then the undecodable one
-			if err := unix.Sendto(fd, craftRST(7211, 40000, doff), 0, to); err != nil {
+			pkt := snifftest.IPv4Segment(netip.MustParseAddrPort("127.0.0.1:7211"), netip.MustParseAddrPort("127.0.0.1:40000"), sniff.FlagRST|sniff.FlagACK, 12345, doff)
+			if err := unix.Sendto(fd, pkt, 0, to); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	waitOutput(t, w, `"src_port":7211`, file)
-}
-
-// craftRST builds an IPv4 RST|ACK from 127.0.0.1:sport to 127.0.0.1:dport
-// with TCP data offset doff (in 32-bit words).
-func craftRST(sport, dport uint16, doff byte) []byte {
-	b := make([]byte, 40)
-	b[0], b[8], b[9] = 0x45, 64, unix.IPPROTO_TCP
-	be.BigEndian.PutUint16(b[2:], 40)
-	copy(b[12:], []byte{127, 0, 0, 1})
-	copy(b[16:], []byte{127, 0, 0, 1})
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(be.BigEndian.Uint16(b[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	be.BigEndian.PutUint16(b[10:], ^uint16(sum))
-	tcp := b[20:]
-	be.BigEndian.PutUint16(tcp[0:], sport)
-	be.BigEndian.PutUint16(tcp[2:], dport)
-	be.BigEndian.PutUint32(tcp[8:], 12345)
-	tcp[12], tcp[13] = doff<<4, byte(sniff.FlagRST|sniff.FlagACK)
-	return b
 }
 
 // TestIntegrationReadFIFOInterrupted: -r of a FIFO that no writer opens
