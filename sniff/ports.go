@@ -96,3 +96,21 @@ func PortName(port uint16) string {
 	}
 	return tcpPorts[i].name
 }
+
+// portAliases are other names people give the services of tcpPorts.
+var portAliases = map[string]uint16{"dns": 53, "postgres": 5432, "imap": 143, "rdp": 3389, "ldap": 389, "mssql": 1433}
+
+// PortByName returns the TCP port of a service named as PortName names it
+// ("http", "ssh"), or by a common alias ("dns", "postgres", "imap",
+// "rdp", "mssql"). It reads no file.
+func PortByName(name string) (uint16, bool) {
+	if p, ok := portAliases[name]; ok {
+		return p, true
+	}
+	for _, e := range tcpPorts {
+		if e.name == name {
+			return e.port, true
+		}
+	}
+	return 0, false
+}

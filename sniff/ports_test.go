@@ -66,3 +66,21 @@ func TestPortNameAllocs(t *testing.T) {
 }
 
 var sinkPortName string
+
+func TestPortByName(t *testing.T) {
+	for _, e := range tcpPorts {
+		if p, ok := PortByName(e.name); !ok || p != e.port {
+			t.Errorf("PortByName(%q) = %d, %v; want %d", e.name, p, ok, e.port)
+		}
+	}
+	for name, want := range map[string]uint16{"dns": 53, "postgres": 5432, "https": 443} {
+		if p, ok := PortByName(name); !ok || p != want {
+			t.Errorf("PortByName(%q) = %d, %v; want %d", name, p, ok, want)
+		}
+	}
+	for _, name := range []string{"", "HTTP", "htp", "80"} {
+		if p, ok := PortByName(name); ok {
+			t.Errorf("PortByName(%q) = %d, want no port", name, p)
+		}
+	}
+}

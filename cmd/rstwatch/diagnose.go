@@ -41,7 +41,7 @@ Examples:
    rstwatch diagnose --alert 'AttemptFails>2/s' --port 7211
    rstwatch diagnose -r capture.pcapng        findings from a capture file (packets only)`,
 		Flags: append([]cli.Flag{
-			&cli.DurationFlag{Name: flagDuration, Value: defaultDiagnoseDuration, Usage: "how long to watch, `D` (Ctrl-C ends early)"},
+			durationFlag(flagDuration, defaultDiagnoseDuration, "how long to watch, `D` (Ctrl-C ends early)"),
 			&cli.BoolFlag{Name: flagJSON, Usage: "print the report as one JSON document"},
 			&cli.StringSliceFlag{Name: flagAlert, Usage: "also fire when counter rule `EXPR` holds over the run, e.g. 'AttemptFails>2/s' (repeatable)"},
 		}, sessionFlags()...),
@@ -57,8 +57,8 @@ func runDiagnose(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Duration(flagDuration) < 0 {
-		return usagef("invalid --%s %v: want more than 0", flagDuration, c.Duration(flagDuration))
+	if durationOf(c, flagDuration) < 0 {
+		return usagef("invalid --%s %v: want more than 0", flagDuration, durationOf(c, flagDuration))
 	}
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
@@ -76,7 +76,7 @@ func runDiagnose(c *cli.Context) error {
 		if c0, err = s.counters(); err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "kernel counters unavailable, the report uses the resets alone: %v\n", err)
 		}
-		stopAfter(c.Duration(flagDuration), cancel)
+		stopAfter(durationOf(c, flagDuration), cancel)
 	}
 
 	var mu sync.Mutex // d is fed by the capture and by the listener sampler

@@ -131,7 +131,9 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"port_zero", []string{"watch", "--port", "0"}, "invalid --port 0"},
 		{"port_too_big", []string{"--port", "70000"}, "invalid --port 70000"},
-		{"port_not_number", []string{"--port", "http"}, "invalid value \"http\" for flag -port"},
+		{"port_unknown_service", []string{"--port", "htp"}, "invalid value \"htp\" for flag -port: want a port number or a service name"},
+		{"bare_duration", []string{"--duration", "8"}, "invalid value \"8\" for flag -duration: add a unit: 8s"},
+		{"bare_interval", []string{"stats", "--interval", "2"}, "invalid value \"2\" for flag -interval: add a unit: 2s"},
 		{"host_not_address", []string{"--host", "example"}, "invalid --host \"example\""},
 		{"negative_count", []string{"-c", "-1"}, "invalid --count -1"},
 		{"negative_duration", []string{"--duration", "-1s"}, "invalid --duration -1s"},

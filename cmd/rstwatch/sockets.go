@@ -51,7 +51,8 @@ Examples:
    rstwatch sockets --json | jq -r 'select(.container) | .container' | sort -u`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: flagListening, Aliases: []string{"l"}, Usage: "only listening sockets"},
-			&cli.IntSliceFlag{Name: flagPort, Usage: "only sockets whose local or peer port is `N` (repeatable)"},
+			portsFlag("only sockets whose local or peer port is `N`, a number or a service name (repeatable)"),
+			numericFlag(),
 			&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object per socket per line"},
 		}, namespaceFlags()...),
 		Action: runSockets,
@@ -70,7 +71,7 @@ func runSockets(c *cli.Context) error {
 		return usagef("unexpected argument %q (filters are flags: -l, --port)", c.Args().First())
 	}
 	var ports []uint16
-	for _, p := range c.IntSlice(flagPort) {
+	for _, p := range portsOf(c) {
 		if p < 1 || p > 65535 {
 			return usagef("invalid --%s %d: want 1-65535", flagPort, p)
 		}

@@ -190,7 +190,8 @@ Examples:
    rstwatch stats --alert 'AttemptFails>2/s' --alert 'ListenOverflows>0'
    rstwatch stats -c 60 --alert 'ActiveOpens<1/m' || echo "no new connections"`,
 		Flags: append([]cli.Flag{
-			&cli.DurationFlag{Name: flagInterval, Value: time.Second, Usage: "compute rates over duration `D`"},
+			durationFlag(flagInterval, time.Second, "compute rates over duration `D`"),
+			numericFlag(),
 			&cli.IntFlag{Name: flagCount, Aliases: []string{"c"}, Usage: "stop after `N` intervals (0: until Ctrl-C)"},
 			&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object per interval per line, nothing else on stdout"},
 			&cli.StringSliceFlag{Name: flagAlert, Usage: "alert while `EXPR` holds, e.g. 'AttemptFails>2/s' (repeatable)"},
@@ -231,7 +232,7 @@ func runStats(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usagef("unexpected argument %q (alert rules go in --%s)", c.Args().First(), flagAlert)
 	}
-	interval := c.Duration(flagInterval)
+	interval := durationOf(c, flagInterval)
 	if interval < minInterval {
 		return usagef("invalid --%s %v: want at least %v", flagInterval, interval, minInterval)
 	}

@@ -41,7 +41,7 @@ Needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep rstwatch).`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object per reset per line, nothing else on stdout"},
 			&cli.IntFlag{Name: flagCount, Aliases: []string{"c"}, Usage: "stop after `N` resets (0: no limit)"},
-			&cli.DurationFlag{Name: flagDuration, Usage: "stop after duration `D` (e.g. 30s, 5m; 0: no limit)"},
+			durationFlag(flagDuration, 0, "stop after duration `D` (e.g. 30s, 5m; 0: no limit)"),
 		}, sessionFlags()...),
 		Action: runWatch,
 	}
@@ -54,7 +54,8 @@ func sessionFlags() []cli.Flag {
 	return append([]cli.Flag{
 		&cli.BoolFlag{Name: flagAllNetns, Usage: "watch every network namespace on the host (named ones, containers', new ones as they appear); needs CAP_SYS_ADMIN"},
 		&cli.StringSliceFlag{Name: flagInterface, Aliases: []string{"i"}, Usage: "capture on interface `NAME` (repeatable; default: all, including ones added later)"},
-		&cli.IntSliceFlag{Name: flagPort, Usage: "only resets to or from TCP port `N` (repeatable)"},
+		portsFlag("only resets to or from TCP port `N`, a number or a service name (http, https, ssh, ...; repeatable)"),
+		numericFlag(),
 		&cli.StringSliceFlag{Name: flagHost, Usage: "only resets to or from `ADDR`, IPv4 or IPv6 (repeatable)"},
 		&cli.StringFlag{Name: flagWrite, Aliases: []string{"w"}, Usage: "also write every reset to `FILE` (pcapng; \"-\" is stdout, which then carries only the file)"},
 		&cli.BoolFlag{Name: flagPcap, Usage: "with -w, write classic pcap (LINKTYPE_LINUX_SLL2, nanoseconds) instead of pcapng"},
@@ -69,7 +70,7 @@ func sessionFlags() []cli.Flag {
 // configuration, reporting bad values as usage errors.
 func captureFlags(c *cli.Context) (*sniff.Config, error) {
 	cfg := &sniff.Config{Interfaces: c.StringSlice(flagInterface)}
-	ports := c.IntSlice(flagPort)
+	ports := portsOf(c)
 	if len(ports) > filter.MaxPorts {
 		return nil, usagef("at most %d --%s values", filter.MaxPorts, flagPort)
 	}
@@ -93,8 +94,8 @@ func captureFlags(c *cli.Context) (*sniff.Config, error) {
 	if c.Int(flagCount) < 0 {
 		return nil, usagef("invalid --%s %d: want 0 or more", flagCount, c.Int(flagCount))
 	}
-	if c.Duration(flagDuration) < 0 {
-		return nil, usagef("invalid --%s %v: want 0 or more", flagDuration, c.Duration(flagDuration))
+	if durationOf(c, flagDuration) < 0 {
+		return nil, usagef("invalid --%s %v: want 0 or more", flagDuration, durationOf(c, flagDuration))
 	}
 	if c.Args().Len() > 0 {
 		return nil, usagef("unexpected argument %q (filters are flags: --port, --host, -i)", c.Args().First())
@@ -122,7 +123,7 @@ func runWatch(c *cli.Context) error {
 		return err
 	}
 	defer s.close()
-	stopAfter(c.Duration(flagDuration), cancel)
+	stopAfter(durationOf(c, flagDuration), cancel)
 
 	lines := &lineSink{out: bufio.NewWriterSize(s.stdout, 64<<10), json: c.Bool(flagJSON), buf: make([]byte, 0, 1024)}
 	n, err := s.run(ctx, c.Int(flagCount), lines)
