@@ -73,21 +73,29 @@ var _ io.Closer = (*Sniffer)(nil)
 // skipping packets that do not decode and forwarded copies of a segment
 // already returned. It blocks until a packet arrives, the read deadline
 // passes (an error matching os.ErrDeadlineExceeded) or the Sniffer is
-// closed. e's Data and Payload alias the capture buffer until the next call.
-// Next allocates nothing.
+// closed. e's Data and Payload alias the Sniffer's buffer until the next
+// call; they stay readable after a Close from another goroutine. Next
+// allocates nothing.
 func (s *Sniffer) Next(e *Event) error {
+	// Close waits for a running Next before it unmaps the ring; holding the
+	// ring once per call costs one uncontended lock, not one per packet.
+	if err := s.holdRing(); err != nil {
+		return err
+	}
+	defer s.releaseRing()
 	for {
 		for s.pos < len(s.batch) {
 			p := &s.batch[s.pos]
 			s.pos++
+			data := s.own(p.Data)
 			// The kernel filter checks the ethertype and the version nibble
 			// separately; the IP stack would drop a packet where they
 			// disagree, so do not report it either.
-			if err := e.Segment.Decode(p.Data); err != nil || !familyMatches(e.Family, p.Proto) {
+			if err := e.Segment.Decode(data); err != nil || !familyMatches(e.Family, p.Proto) {
 				s.undecodable++
 				continue
 			}
-			e.Time, e.Ifindex, e.Len, e.Data = p.Time, p.Ifindex, p.Len, p.Data
+			e.Time, e.Ifindex, e.Len, e.Data = p.Time, p.Ifindex, p.Len, data
 			e.Direction = DirectionOf(p.PktType, p.HAType)
 			if s.dedup.Duplicate(e) {
 				s.duplicates++

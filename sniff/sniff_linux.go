@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -18,8 +19,6 @@ import (
 	"github.com/rstwatch/rstwatch/filter"
 	"github.com/rstwatch/rstwatch/proc/netns"
 )
-
-var errClosed = net.ErrClosed
 
 // Sniffer is a capture of TCP resets on one or all interfaces of a network
 // namespace. Its methods must be called from one goroutine, except Close and
@@ -48,11 +47,14 @@ type Sniffer struct {
 	nread   int
 	rerr    syscall.Errno
 
-	// The TPACKET_V3 ring, when in use (ring_linux.go); ringMu keeps Close
-	// from unmapping it under a read.
+	// The TPACKET_V3 ring, when in use (ring_linux.go). Next holds ringMu
+	// while it reads the ring, so Close unmaps it only between calls; evbuf
+	// holds the bytes of the event Next returned, out of the ring.
 	useRing bool
+	closed  atomic.Bool
 	ringMu  sync.Mutex
 	ring    *ring
+	evbuf   []byte
 
 	batch       []Packet
 	pos         int
@@ -250,7 +252,7 @@ func (s *Sniffer) read() ([]Packet, error) {
 		return s.readRing()
 	}
 	if err := s.rc.Read(s.recvFn); err != nil {
-		return nil, err
+		return nil, s.readErr(err)
 	}
 	if s.rerr != 0 {
 		return nil, &net.OpError{Op: "read", Net: "packet", Err: os.NewSyscallError("recvmmsg", s.rerr)}
@@ -347,8 +349,22 @@ func (s *Sniffer) IfName(i int) string {
 	return name
 }
 
-// Close ends the capture.
+// readErr makes a read error after Close match net.ErrClosed: the raw
+// socket reports its own "use of closed file", which matches nothing.
+func (s *Sniffer) readErr(err error) error {
+	if s.closed.Load() {
+		return errRead(net.ErrClosed)
+	}
+	return err
+}
+
+func errRead(err error) error { return &net.OpError{Op: "read", Net: "packet", Err: err} }
+
+// Close ends the capture. It may be called from any goroutine: it wakes a
+// Next blocked there and waits for it to return before unmapping the ring.
+// Next then returns an error matching net.ErrClosed.
 func (s *Sniffer) Close() error {
+	s.closed.Store(true)
 	err := s.conn.Close()
 	if s.useRing {
 		if rerr := s.closeRing(); err == nil {
