@@ -56,6 +56,11 @@ type Sniffer struct {
 	ring    *ring
 	evbuf   []byte
 
+	// watch follows the named interfaces (linkwatch_linux.go); gone is
+	// set when the only one went away.
+	watch *linkWatch
+	gone  atomic.Pointer[InterfaceGoneError]
+
 	batch       []Packet
 	pos         int
 	dedup       Dedup
@@ -83,8 +88,15 @@ func Open(cfg *Config) (*Sniffer, error) {
 	}
 
 	s := &Sniffer{netns: c.NetNS, snaplen: int(c.Filter.Snaplen)}
+	var links *os.File
 	err := netns.Do(c.NetNS, func() error {
-		// Interface names and the socket both belong to the namespace.
+		// Interface names and the sockets all belong to the namespace.
+		if len(c.Interfaces) > 0 {
+			var err error
+			if links, err = openLinkSocket(); err != nil {
+				return err
+			}
+		}
 		all, err := net.Interfaces()
 		if err != nil {
 			return fmt.Errorf("list interfaces: %w", err)
@@ -109,12 +121,19 @@ func Open(cfg *Config) (*Sniffer, error) {
 		s.conn, err = packet.Listen(&net.Interface{Index: 0}, packet.Datagram, unix.ETH_P_ALL, &packet.Config{Filter: prog})
 		return err
 	})
+	if err == nil {
+		if err = s.setup(c); err != nil {
+			s.conn.Close()
+		}
+	}
 	if err != nil {
+		if links != nil {
+			links.Close()
+		}
 		return nil, err
 	}
-	if err := s.setup(c); err != nil {
-		s.conn.Close()
-		return nil, err
+	if links != nil {
+		s.startLinkWatch(links, s.ifaces, c.Filter, c.Notify)
 	}
 	return s, nil
 }
@@ -331,6 +350,14 @@ func (s *Sniffer) IfName(i int) string {
 	if name, ok := s.names[i]; ok {
 		return name
 	}
+	// A named interface that came back has a new index, and the link
+	// watch has its name already.
+	if s.watch != nil {
+		if name, ok := s.watch.name(i); ok {
+			s.names[i] = name
+			return name
+		}
+	}
 	if time.Since(s.namesAt) > time.Second {
 		s.namesAt = time.Now()
 		_ = netns.Do(s.netns, func() error {
@@ -365,6 +392,9 @@ func errRead(err error) error { return &net.OpError{Op: "read", Net: "packet", E
 // Next then returns an error matching net.ErrClosed.
 func (s *Sniffer) Close() error {
 	s.closed.Store(true)
+	if s.watch != nil {
+		s.watch.stop()
+	}
 	err := s.conn.Close()
 	if s.useRing {
 		if rerr := s.closeRing(); err == nil {
