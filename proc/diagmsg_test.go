@@ -52,8 +52,7 @@ func decodeAll(t testing.TB, msgs [][]byte) ([]Socket, diagStatus) {
 // kernel against the same namespace's /proc/net/tcp{,6}, recorded at the
 // same moment: two independent views of the same sockets.
 func TestDecodeRecordedDump(t *testing.T) {
-	requireLittleEndian(t)
-	p, err := NewFS(recordedRoot)
+	p, err := NewFS(nativeRoot(t, recordedRoot))
 	if err != nil {
 		t.Fatalf("failed to open recorded FS: %v", err)
 	}
@@ -65,7 +64,7 @@ func TestDecodeRecordedDump(t *testing.T) {
 		{"ipv6", "dump6.hex", afInet6},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, st := decodeAll(t, readHexFixture(t, recordedRoot+"/"+tt.hex))
+			got, st := decodeAll(t, readNativeHexFixture(t, recordedRoot+"/"+tt.hex))
 			if !st.done || st.intr {
 				t.Fatalf("status = %+v, want done and not interrupted", st)
 			}
@@ -112,12 +111,11 @@ func byTupleNeutral(ss []Socket) map[[2]netip.AddrPort]Socket {
 }
 
 func TestDecodeRecordedLookup(t *testing.T) {
-	requireLittleEndian(t)
-	got, st := decodeAll(t, readHexFixture(t, recordedRoot+"/lookup_found.hex"))
+	got, st := decodeAll(t, readNativeHexFixture(t, recordedRoot+"/lookup_found.hex"))
 	if len(got) != 1 || got[0].State != Established || got[0].Inode == 0 {
 		t.Fatalf("lookup reply decoded to %+v (%+v), want one ESTAB socket", got, st)
 	}
-	_, _, err := decodeDiag(readHexFixture(t, recordedRoot+"/lookup_missing.hex")[0], 0, nil)
+	_, _, err := decodeDiag(readNativeHexFixture(t, recordedRoot+"/lookup_missing.hex")[0], 0, nil)
 	if !errors.Is(err, syscall.ENOENT) || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing lookup reply = %v, want ENOENT", err)
 	}

@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strings"
@@ -8,7 +9,6 @@ import (
 )
 
 func TestParseNetTCPFixtures(t *testing.T) {
-	requireLittleEndian(t)
 	tests := []struct {
 		name string
 		file string
@@ -39,7 +39,7 @@ func TestParseNetTCPFixtures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseNetTCP(mustOpen(t, fixtureRoot+"/"+tt.file))
+			got, err := ParseNetTCP(bytes.NewReader(nativeNetTCP(t, fixtureRoot+"/"+tt.file)))
 			if err != nil {
 				t.Fatalf("failed to parse: %v", err)
 			}
@@ -106,8 +106,7 @@ func TestParseNetTCPNoAllocsPerLine(t *testing.T) {
 var sinkSocket Socket
 
 func TestFSDumpFiltersAndFamilies(t *testing.T) {
-	requireLittleEndian(t)
-	p, err := NewFS(fixtureRoot)
+	p, err := NewFS(nativeRoot(t, fixtureRoot))
 	if err != nil {
 		t.Fatalf("failed to open fixture FS: %v", err)
 	}

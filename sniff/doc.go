@@ -11,5 +11,16 @@
 // program from package filter before bind(2), and reads batches with
 // recvmmsg(2) into preallocated buffers, keeping the interface index, the
 // packet type (direction) and the kernel's nanosecond timestamp of each
-// packet. The read path allocates nothing per packet.
+// packet. The read path allocates nothing per packet. With the TPACKET_V3
+// ring, Next holds the ring for the length of a call and copies the event it
+// returns out of it, so a Close from another goroutine never unmaps memory
+// that is being read.
+//
+// Named interfaces are picked out by ifindex in the filter, which a socket
+// on ifindex 0 cannot follow by itself; so a capture of named interfaces
+// also listens to rtnetlink link notifications: the only named interface
+// going away ends the capture (InterfaceGoneError), one of several going
+// and coming back is reported (Config.Notify) and followed by rewriting the
+// filter. A capture of all interfaces needs none of this and reports
+// nothing: on a container host interfaces come and go every second.
 package sniff

@@ -81,7 +81,7 @@ func TestReasonCorpus(t *testing.T) {
 	dir := filepath.Join(snifftest.CorpusDir(t), "tcpdump")
 	outs, err := filepath.Glob(filepath.Join(dir, "*-v*.out"))
 	if err != nil || len(outs) == 0 {
-		t.Skipf("skipping, no tcpdump -v output in %s: %v", dir, err)
+		snifftest.SkipCorpus(t, "no tcpdump -v output in %s: %v", dir, err)
 	}
 	checked := map[string]int{}
 	for _, out := range outs {

@@ -78,6 +78,7 @@ func (s *Sniffer) setupRing(size int) error {
 	if cap(s.packets) < ringMaxPkts {
 		s.packets = make([]Packet, ringMaxPkts)
 	}
+	s.evbuf = make([]byte, s.snaplen)
 	return nil
 }
 
@@ -97,17 +98,45 @@ func (r *ring) userOwns(i int) bool {
 	return atomic.LoadUint32(r.status(i))&unix.TP_STATUS_USER != 0
 }
 
+// holdRing keeps Close from unmapping the ring until releaseRing; it fails
+// once the ring is gone. Without the ring it does nothing.
+func (s *Sniffer) holdRing() error {
+	if !s.useRing {
+		return nil
+	}
+	s.ringMu.Lock()
+	if s.ring == nil {
+		s.ringMu.Unlock()
+		return errRead(net.ErrClosed)
+	}
+	return nil
+}
+
+// releaseRing ends holdRing.
+func (s *Sniffer) releaseRing() {
+	if s.useRing {
+		s.ringMu.Unlock()
+	}
+}
+
+// own returns b, a packet from the last read, in memory that Close leaves
+// alone: with the ring, a copy in the Sniffer's buffer (an event outlives
+// the Next that returned it, and a Close from another goroutine may unmap
+// the ring at any time after that); without, b itself.
+func (s *Sniffer) own(b []byte) []byte {
+	if !s.useRing {
+		return b
+	}
+	n := copy(s.evbuf, b)
+	return s.evbuf[:n:n]
+}
+
 // readRing returns the packets of the next filled block, after giving the
 // previous one back to the kernel. It parks on the runtime poller until the
 // kernel retires a block (POLLIN), the deadline passes or the Sniffer is
-// closed.
+// closed. The caller holds the ring (holdRing).
 func (s *Sniffer) readRing() ([]Packet, error) {
-	s.ringMu.Lock()
-	defer s.ringMu.Unlock()
 	r := s.ring
-	if r == nil {
-		return nil, &net.OpError{Op: "read", Net: "packet", Err: errClosed}
-	}
 	if r.held {
 		atomic.StoreUint32(r.status(r.cur), unix.TP_STATUS_KERNEL)
 		r.cur = (r.cur + 1) % r.nr
@@ -115,7 +144,7 @@ func (s *Sniffer) readRing() ([]Packet, error) {
 	}
 	if !r.userOwns(r.cur) {
 		if err := s.rc.Read(r.ready); err != nil {
-			return nil, err
+			return nil, s.readErr(err)
 		}
 	}
 	r.held = true
@@ -154,8 +183,8 @@ func (s *Sniffer) readRing() ([]Packet, error) {
 	return s.packets[:got], nil
 }
 
-// closeRing unmaps the ring once no read is using it. The socket must be
-// closed first, which wakes a read parked on the poller.
+// closeRing unmaps the ring once no Next holds it. The socket must be
+// closed first, which wakes a Next parked on the poller.
 func (s *Sniffer) closeRing() error {
 	s.ringMu.Lock()
 	defer s.ringMu.Unlock()

@@ -22,8 +22,16 @@ type Config struct {
 	// Interfaces below.
 	Filter filter.Options
 	// Interfaces names the interfaces to capture on; empty means all,
-	// including interfaces that appear after Open.
+	// including interfaces that appear after Open. A named interface that
+	// goes away (deleted, or moved to another namespace) ends the capture
+	// with an *InterfaceGoneError when it was the only one named; when
+	// several are named the capture goes on with the others, tells Notify,
+	// and takes the interface up again when one of that name returns.
 	Interfaces []string
+	// Notify, if set, receives one-line notices about the capture that do
+	// not end it: a named interface went away or came back. It is called
+	// from a goroutine of the Sniffer's and must not block for long.
+	Notify func(msg string)
 	// NetNS is the path of the network namespace to capture in (for example
 	// /run/netns/NAME); empty means the caller's.
 	NetNS string
@@ -67,27 +75,46 @@ func (e *UnknownInterfaceError) Error() string {
 	return fmt.Sprintf("unknown interface %q (available: %s)", e.Name, strings.Join(e.Available, ", "))
 }
 
+// InterfaceGoneError ends a capture whose only named interface went away
+// (deleted, or moved to another network namespace), as tcpdump does.
+type InterfaceGoneError struct {
+	Name string
+}
+
+func (e *InterfaceGoneError) Error() string {
+	return fmt.Sprintf("interface %s went away", e.Name)
+}
+
 var _ io.Closer = (*Sniffer)(nil)
 
 // Next returns the next TCP segment that the filter passed, decoded,
 // skipping packets that do not decode and forwarded copies of a segment
 // already returned. It blocks until a packet arrives, the read deadline
 // passes (an error matching os.ErrDeadlineExceeded) or the Sniffer is
-// closed. e's Data and Payload alias the capture buffer until the next call.
-// Next allocates nothing.
+// closed, or, when the only interface named in Config.Interfaces goes away,
+// an *InterfaceGoneError. e's Data and Payload alias the Sniffer's buffer until the next
+// call; they stay readable after a Close from another goroutine. Next
+// allocates nothing.
 func (s *Sniffer) Next(e *Event) error {
+	// Close waits for a running Next before it unmaps the ring; holding the
+	// ring once per call costs one uncontended lock, not one per packet.
+	if err := s.holdRing(); err != nil {
+		return err
+	}
+	defer s.releaseRing()
 	for {
 		for s.pos < len(s.batch) {
 			p := &s.batch[s.pos]
 			s.pos++
+			data := s.own(p.Data)
 			// The kernel filter checks the ethertype and the version nibble
 			// separately; the IP stack would drop a packet where they
 			// disagree, so do not report it either.
-			if err := e.Segment.Decode(p.Data); err != nil || !familyMatches(e.Family, p.Proto) {
+			if err := e.Segment.Decode(data); err != nil || !familyMatches(e.Family, p.Proto) {
 				s.undecodable++
 				continue
 			}
-			e.Time, e.Ifindex, e.Len, e.Data = p.Time, p.Ifindex, p.Len, p.Data
+			e.Time, e.Ifindex, e.Len, e.Data = p.Time, p.Ifindex, p.Len, data
 			e.Direction = DirectionOf(p.PktType, p.HAType)
 			if s.dedup.Duplicate(e) {
 				s.duplicates++
@@ -96,8 +123,15 @@ func (s *Sniffer) Next(e *Event) error {
 			e.Ifname = s.IfName(p.Ifindex)
 			return nil
 		}
+		if err := s.interfaceGone(); err != nil {
+			return err
+		}
 		batch, err := s.read()
 		if err != nil {
+			// The link watcher wakes a blocked read with a past deadline.
+			if gone := s.interfaceGone(); gone != nil {
+				return gone
+			}
 			return err
 		}
 		s.batch, s.pos = batch, 0

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -18,8 +19,6 @@ import (
 	"github.com/rstwatch/rstwatch/filter"
 	"github.com/rstwatch/rstwatch/proc/netns"
 )
-
-var errClosed = net.ErrClosed
 
 // Sniffer is a capture of TCP resets on one or all interfaces of a network
 // namespace. Its methods must be called from one goroutine, except Close and
@@ -48,11 +47,19 @@ type Sniffer struct {
 	nread   int
 	rerr    syscall.Errno
 
-	// The TPACKET_V3 ring, when in use (ring_linux.go); ringMu keeps Close
-	// from unmapping it under a read.
+	// The TPACKET_V3 ring, when in use (ring_linux.go). Next holds ringMu
+	// while it reads the ring, so Close unmaps it only between calls; evbuf
+	// holds the bytes of the event Next returned, out of the ring.
 	useRing bool
+	closed  atomic.Bool
 	ringMu  sync.Mutex
 	ring    *ring
+	evbuf   []byte
+
+	// watch follows the named interfaces (linkwatch_linux.go); gone is
+	// set when the only one went away.
+	watch *linkWatch
+	gone  atomic.Pointer[InterfaceGoneError]
 
 	batch       []Packet
 	pos         int
@@ -81,8 +88,15 @@ func Open(cfg *Config) (*Sniffer, error) {
 	}
 
 	s := &Sniffer{netns: c.NetNS, snaplen: int(c.Filter.Snaplen)}
+	var links *os.File
 	err := netns.Do(c.NetNS, func() error {
-		// Interface names and the socket both belong to the namespace.
+		// Interface names and the sockets all belong to the namespace.
+		if len(c.Interfaces) > 0 {
+			var err error
+			if links, err = openLinkSocket(); err != nil {
+				return err
+			}
+		}
 		all, err := net.Interfaces()
 		if err != nil {
 			return fmt.Errorf("list interfaces: %w", err)
@@ -107,12 +121,19 @@ func Open(cfg *Config) (*Sniffer, error) {
 		s.conn, err = packet.Listen(&net.Interface{Index: 0}, packet.Datagram, unix.ETH_P_ALL, &packet.Config{Filter: prog})
 		return err
 	})
+	if err == nil {
+		if err = s.setup(c); err != nil {
+			s.conn.Close()
+		}
+	}
 	if err != nil {
+		if links != nil {
+			links.Close()
+		}
 		return nil, err
 	}
-	if err := s.setup(c); err != nil {
-		s.conn.Close()
-		return nil, err
+	if links != nil {
+		s.startLinkWatch(links, s.ifaces, c.Filter, c.Notify)
 	}
 	return s, nil
 }
@@ -250,7 +271,7 @@ func (s *Sniffer) read() ([]Packet, error) {
 		return s.readRing()
 	}
 	if err := s.rc.Read(s.recvFn); err != nil {
-		return nil, err
+		return nil, s.readErr(err)
 	}
 	if s.rerr != 0 {
 		return nil, &net.OpError{Op: "read", Net: "packet", Err: os.NewSyscallError("recvmmsg", s.rerr)}
@@ -329,6 +350,14 @@ func (s *Sniffer) IfName(i int) string {
 	if name, ok := s.names[i]; ok {
 		return name
 	}
+	// A named interface that came back has a new index, and the link
+	// watch has its name already.
+	if s.watch != nil {
+		if name, ok := s.watch.name(i); ok {
+			s.names[i] = name
+			return name
+		}
+	}
 	if time.Since(s.namesAt) > time.Second {
 		s.namesAt = time.Now()
 		_ = netns.Do(s.netns, func() error {
@@ -347,8 +376,25 @@ func (s *Sniffer) IfName(i int) string {
 	return name
 }
 
-// Close ends the capture.
+// readErr makes a read error after Close match net.ErrClosed: the raw
+// socket reports its own "use of closed file", which matches nothing.
+func (s *Sniffer) readErr(err error) error {
+	if s.closed.Load() {
+		return errRead(net.ErrClosed)
+	}
+	return err
+}
+
+func errRead(err error) error { return &net.OpError{Op: "read", Net: "packet", Err: err} }
+
+// Close ends the capture. It may be called from any goroutine: it wakes a
+// Next blocked there and waits for it to return before unmapping the ring.
+// Next then returns an error matching net.ErrClosed.
 func (s *Sniffer) Close() error {
+	s.closed.Store(true)
+	if s.watch != nil {
+		s.watch.stop()
+	}
 	err := s.conn.Close()
 	if s.useRing {
 		if rerr := s.closeRing(); err == nil {

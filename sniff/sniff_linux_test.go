@@ -20,7 +20,7 @@ import (
 )
 
 // openIn opens a Sniffer inside ns, skipping the test without CAP_NET_RAW.
-func openIn(t *testing.T, ns *netnstest.NS, cfg sniff.Config) *sniff.Sniffer {
+func openIn(t testing.TB, ns *netnstest.NS, cfg sniff.Config) *sniff.Sniffer {
 	t.Helper()
 	cfg.NetNS = ns.Path
 	s, err := sniff.Open(&cfg)

@@ -23,6 +23,11 @@ func Open(*Config) (*Sniffer, error) { return nil, errUnimplemented }
 
 func (s *Sniffer) read() ([]Packet, error) { return nil, errUnimplemented }
 
+func (s *Sniffer) holdRing() error      { return errUnimplemented }
+func (s *Sniffer) releaseRing()         {}
+func (s *Sniffer) interfaceGone() error { return nil }
+func (s *Sniffer) own(b []byte) []byte  { return b }
+
 // SetReadDeadline is only implemented on Linux.
 func (s *Sniffer) SetReadDeadline(time.Time) error { return errUnimplemented }
 

@@ -9,10 +9,11 @@
 //
 // Reading streams: a Reader holds one packet buffer, grown as data actually
 // arrives and never beyond MaxBlockSize, so a hostile length field is an
-// error rather than an allocation and a file of any size is read in constant
-// memory. Truncated or corrupt input makes Next return an error that wraps
-// ErrCorrupt or io.ErrUnexpectedEOF and names the byte offset of the bad
-// record or block.
+// error rather than an allocation, and a pcapng section may define at most
+// MaxInterfaces interfaces (names cut to MaxInterfaceName bytes), so a file
+// of any size is read in constant memory. Truncated or corrupt input makes
+// Next return an error that wraps ErrCorrupt or io.ErrUnexpectedEOF (ErrLimit
+// beyond MaxInterfaces) and names the byte offset of the bad record or block.
 //
 // Network strips the link-layer header of the link types rstwatch meets in
 // practice (Ethernet with VLAN tags, Linux cooked SLL and SLL2, raw IP,

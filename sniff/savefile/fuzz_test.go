@@ -43,6 +43,8 @@ func FuzzReader(f *testing.F) {
 	}
 	_ = pw.Flush()
 	f.Add(w.Bytes())
+	// Many interfaces, one with a name longer than MaxInterfaceName.
+	f.Add(manyInterfaces(64))
 	addCorpusSeeds(f, 1024)
 
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -15,10 +15,26 @@ import (
 // field is reported as corruption.
 const MaxBlockSize = 16 << 20
 
+// MaxInterfaces is the most interfaces (Interface Description Blocks) one
+// pcapng section may define, and MaxInterfaceName the most bytes of an
+// if_name the Reader keeps (a longer name is cut). A capture defines one
+// interface per captured link, a few hundred on a busy host; without a cap
+// a file of millions of tiny IDBs grows the Reader without bound. With
+// these caps the interface table stays under about 12 MiB; one interface
+// more is an error, wrapping ErrLimit, that names the block's offset.
+const (
+	MaxInterfaces    = 65536
+	MaxInterfaceName = 128
+)
+
 var (
 	// ErrCorrupt is wrapped by errors about input that violates the file
 	// format: impossible lengths, references to undefined interfaces, ...
 	ErrCorrupt = errors.New("corrupt file")
+
+	// ErrLimit is wrapped by errors about input the format allows but the
+	// Reader refuses in order to bound its memory (MaxInterfaces).
+	ErrLimit = errors.New("beyond the reader's limits")
 
 	// ErrUnknownFormat is returned by NewReader when the input starts with
 	// neither a pcap nor a pcapng magic number.
@@ -91,7 +107,7 @@ func (f Format) String() string {
 
 // Interface describes a capture interface of a file. A pcap file has one.
 type Interface struct {
-	Name     string // pcapng if_name, empty if absent and for pcap
+	Name     string // pcapng if_name (at most MaxInterfaceName bytes), empty if absent and for pcap
 	LinkType LinkType
 	Snaplen  uint32 // 0 means no limit
 }
@@ -524,6 +540,9 @@ func (r *Reader) parseInterface(start int64, b []byte) error {
 	if len(b) < idbFixedLen {
 		return blockError(start, ErrCorrupt, "interface description block too short")
 	}
+	if len(r.ifaces) >= MaxInterfaces {
+		return blockError(start, ErrLimit, "more than %d interface description blocks in one section", MaxInterfaces)
+	}
 	ifc := iface{
 		Interface: Interface{LinkType: LinkType(r.u16(b)), Snaplen: r.u32(b[4:])},
 		tsExp:     pcapngDefaultTSResol,
@@ -533,7 +552,7 @@ func (r *Reader) parseInterface(start int64, b []byte) error {
 	for code, val, ok := o.next(); ok; code, val, ok = o.next() {
 		switch code {
 		case optIfName:
-			ifc.Name = string(val)
+			ifc.Name = string(val[:min(len(val), MaxInterfaceName)])
 		case optIfTSResol:
 			if len(val) != 1 {
 				return blockError(start, ErrCorrupt, "if_tsresol of length %d", len(val))

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -482,4 +484,59 @@ func TestReaderTimestamps(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyInterfaces returns a pcapng section defining n interfaces, the first
+// with a 1000-byte name (a 1028-byte IDB), the others in 20 bytes each, then
+// a packet on the last interface.
+func manyInterfaces(n int) []byte {
+	var f ngFile
+	f.shb(le) // 28 bytes
+	f.b = slices.Grow(f.b, n*20+1100)
+	f.idb(savefile.LinkTypeRaw, 0, f.opt(2, bytes.Repeat([]byte("n"), 1000)))
+	for range n - 1 {
+		f.idb(savefile.LinkTypeRaw, 0)
+	}
+	f.epb(uint32(n-1), 1700000000_000000, ipv4RST, 40)
+	return f.b
+}
+
+// TestReaderInterfaceCap checks that a section may define MaxInterfaces
+// interfaces but not one more, that the error names the offset of the
+// refused block, and that names are cut, so the interface table (and the
+// Reader's memory) stays bounded whatever the file holds.
+func TestReaderInterfaceCap(t *testing.T) {
+	res := readAll(manyInterfaces(savefile.MaxInterfaces))
+	checkReadErr(t, res.err)
+	if len(res.packets) != 1 || res.packets[0].Interface != savefile.MaxInterfaces-1 {
+		t.Fatalf("got %d packets (%v), want 1 on interface %d", len(res.packets), res.packets, savefile.MaxInterfaces-1)
+	}
+
+	file := manyInterfaces(savefile.MaxInterfaces + 1)
+	r, err := savefile.NewReader(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = r.Next()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// The refused IDB is the last one.
+	off := 28 + 1028 + 20*(savefile.MaxInterfaces-1)
+	if !errors.Is(err, savefile.ErrLimit) || !strings.Contains(err.Error(), fmt.Sprintf("offset %d:", off)) {
+		t.Fatalf("got error %v, want one wrapping ErrLimit at offset %d", err, off)
+	}
+	if r.NumInterfaces() != savefile.MaxInterfaces {
+		t.Errorf("got %d interfaces, want %d", r.NumInterfaces(), savefile.MaxInterfaces)
+	}
+	if ifc, _ := r.Interface(0); len(ifc.Name) != savefile.MaxInterfaceName {
+		t.Errorf("kept a %d-byte name, want it cut to %d", len(ifc.Name), savefile.MaxInterfaceName)
+	}
+	// 48 bytes per interface, the buffers, and a slack for the runtime.
+	if d := int64(after.HeapAlloc) - int64(before.HeapAlloc); d > 8<<20 {
+		t.Errorf("the Reader holds %d bytes after %d interfaces", d, savefile.MaxInterfaces)
+	}
+	runtime.KeepAlive(r)
 }

@@ -11,10 +11,29 @@ import (
 // capture corpus (../shared/corpus beside the checkout; .ci/run sets it).
 const CorpusEnv = "RSTWATCH_CORPUS"
 
+// CorpusRequired reports whether a missing corpus fails the tests that read
+// it instead of skipping them: when $RSTWATCH_CORPUS is set, or $CI is
+// "true" (as CI services set it). A developer without the corpus, and
+// without these variables, gets clean skips.
+func CorpusRequired() bool {
+	return os.Getenv(CorpusEnv) != "" || os.Getenv("CI") == "true"
+}
+
+// SkipCorpus skips a test that cannot read the corpus, or fails it when
+// CorpusRequired, so that CI cannot pass with a corpus test skipped.
+func SkipCorpus(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	if CorpusRequired() {
+		tb.Fatalf("the capture corpus is required ($%s set or $CI=true): "+format, append([]any{CorpusEnv}, args...)...)
+	}
+	tb.Skipf("skipping, "+format, args...)
+}
+
 // CorpusDir returns the external capture corpus: $RSTWATCH_CORPUS, or else
 // shared/corpus beside the module's root directory. It skips the test when
 // the corpus is absent, but fails it when $RSTWATCH_CORPUS names a missing
-// directory, so that CI cannot silently skip the conformance tests.
+// directory or $CI is "true" (SkipCorpus), so that CI cannot silently skip
+// the conformance tests.
 func CorpusDir(tb testing.TB) string {
 	tb.Helper()
 	if dir := os.Getenv(CorpusEnv); dir != "" {
@@ -25,11 +44,13 @@ func CorpusDir(tb testing.TB) string {
 	}
 	root, err := moduleRoot()
 	if err != nil {
-		tb.Skipf("skipping, capture corpus not found (set $%s): %v", CorpusEnv, err)
+		SkipCorpus(tb, "capture corpus not found (set $%s): %v", CorpusEnv, err)
+		return ""
 	}
 	dir := filepath.Join(root, "..", "shared", "corpus")
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		tb.Skipf("skipping, capture corpus not found at %s (set $%s)", dir, CorpusEnv)
+		SkipCorpus(tb, "capture corpus not found at %s (set $%s)", dir, CorpusEnv)
+		return ""
 	}
 	return dir
 }
