@@ -166,3 +166,32 @@ func TestIntegrationReadFIFOInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestIntegrationInterfaceGone: with -i naming one interface, deleting it
+// ends rstwatch with one error line and exit 1, as tcpdump does; with two,
+// the capture goes on and says so.
+func TestIntegrationInterfaceGone(t *testing.T) {
+	a, b := netnstest.New(t), netnstest.New(t)
+	netnstest.Link(t, a, "gone0", []netip.Prefix{netip.MustParsePrefix("198.18.5.1/24")}, b, "peer0", []netip.Prefix{netip.MustParsePrefix("198.18.5.2/24")})
+	netnstest.Link(t, a, "gone1", []netip.Prefix{netip.MustParsePrefix("198.18.6.1/24")}, b, "peer1", []netip.Prefix{netip.MustParsePrefix("198.18.6.2/24")})
+
+	two := startWatch(t, a, "watch", "-i", "gone0", "-i", "gone1")
+	one := startWatch(t, a, "watch", "-i", "gone0")
+	a.IP(t, "link", "del", "gone0")
+	stdout, stderr, code := one.wait(t, 5*time.Second)
+	if code != 1 || stdout != "" || !strings.HasSuffix(stderr, "\nrstwatch: interface gone0 went away\n") {
+		t.Errorf("-i gone0: exit %d, stdout %q, stderr %q; want exit 1, the summary, then one error line", code, stdout, stderr)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(two.stderr.String(), "gone0 went away") {
+		if time.Now().After(deadline) {
+			t.Fatalf("with two interfaces, nothing said the first went away: %q", two.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case <-two.done:
+		t.Fatalf("with two interfaces, rstwatch ended (%d): %q", two.code, two.stderr.String())
+	default:
+	}
+}

@@ -148,6 +148,9 @@ func Open(ctx context.Context, cfg *Config) (_ *Pipeline, err error) {
 		p.closers = append(p.closers, func() { f.Close() })
 		return p, nil
 	}
+	// A named interface that goes away and comes back is worth a line;
+	// the last one going away ends the capture (an error from Next).
+	p.cfg.Capture.Notify = func(msg string) { p.cfg.Notify("%s", msg) }
 	p.xcfg = explain.Config{Budget: cfg.Budget, Proc: cfg.Proc}
 	if cfg.Explain {
 		// One owner index for every namespace: processes are the host's.
