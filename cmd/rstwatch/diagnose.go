@@ -14,7 +14,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/counters"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
@@ -143,11 +145,11 @@ func runDiagnose(c *cli.Context) error {
 			d.drops = st.Drops
 		}
 	}
-	for _, row := range counterRows(nil, d.c0, d.c1, d.end.Sub(d.start)) {
+	for _, row := range counters.Rows(nil, d.c0, d.c1, d.end.Sub(d.start)) {
 		for i := range rules {
-			if rules[i].counter == row.info && rules[i].holds(row) {
+			if rules[i].Counter == row.Info && rules[i].Holds(row) {
 				d.alerts = append(d.alerts, fmt.Sprintf("%s: %s rose by %d in %s (%.2f/s); it counts %s",
-					rules[i].text, row.info.name, row.delta, row.elapsed.Round(time.Millisecond), row.rate, row.info.meaning))
+					rules[i].Text, row.Info.Name, row.Delta, row.Elapsed.Round(time.Millisecond), row.Rate, row.Info.Meaning))
 			}
 		}
 	}
@@ -241,7 +243,7 @@ func reportText(r *report) string {
 			fmt.Fprintf(&b, ", %s", f.Direction)
 		}
 		if len(f.Ifnames) > 0 {
-			fmt.Fprintf(&b, " on %s", safe(strings.Join(f.Ifnames, ", ")))
+			fmt.Fprintf(&b, " on %s", safe.Text(strings.Join(f.Ifnames, ", ")))
 		}
 		fmt.Fprintf(&b, "\n   %s\n", f.Advice)
 		if len(f.Peers) > 0 {
@@ -254,7 +256,7 @@ func reportText(r *report) string {
 		if len(f.Processes) > 0 {
 			var ps []string
 			for _, p := range f.Processes {
-				s := fmt.Sprintf("%s %s pid %d", strings.ReplaceAll(p.Role, "_", " "), safe(p.Comm), p.PID)
+				s := fmt.Sprintf("%s %s pid %d", strings.ReplaceAll(p.Role, "_", " "), safe.Text(p.Comm), p.PID)
 				if p.Until != nil {
 					s += " until " + p.Until.Format("15:04:05")
 				}
@@ -310,9 +312,9 @@ func (p *progress) show() {
 	now := time.Now()
 	if now.Sub(p.lastAt) >= time.Second && p.last != nil {
 		if c, err := p.read(); err == nil {
-			for _, row := range counterRows(nil, p.last, c, now.Sub(p.lastAt)) {
-				if row.info.name == "AttemptFails" {
-					p.rate = row.rate
+			for _, row := range counters.Rows(nil, p.last, c, now.Sub(p.lastAt)) {
+				if row.Info.Name == "AttemptFails" {
+					p.rate = row.Rate
 				}
 			}
 			p.last, p.lastAt = c, now

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/counters"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
@@ -60,7 +61,7 @@ func fixedDiagnosis() *diagnosis {
 	d.c1 = proc.Counters{"Tcp.AttemptFails": 1016, "Tcp.OutRsts": 510, "Tcp.ActiveOpens": 9020, "Tcp.EstabResets": 40,
 		"TcpExt.ListenOverflows": 10, "TcpExt.ListenDrops": 10, "TcpExt.TCPSynRetrans": 22, "TcpExt.TCPTimeouts": 30}
 	d.uptime = 86400
-	d.alerts = []string{"AttemptFails>2/s: AttemptFails rose by 16 in 5s (3.20/s); it counts " + counterMeaning("AttemptFails")}
+	d.alerts = []string{"AttemptFails>2/s: AttemptFails rose by 16 in 5s (3.20/s); it counts " + counters.Meaning("AttemptFails")}
 	return d
 }
 
@@ -128,4 +129,18 @@ func TestDiagnoseQuiet(t *testing.T) {
 	if got := reportText(r); !bytes.Contains([]byte(got), []byte("Nothing abnormal")) {
 		t.Fatalf("quiet report: %q", got)
 	}
+}
+
+// field digs a value out of a decoded JSON line: field(m, "sender",
+// "process", "pid").
+func field(m map[string]any, path ...string) any {
+	var v any = m
+	for _, k := range path {
+		o, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = o[k]
+	}
+	return v
 }

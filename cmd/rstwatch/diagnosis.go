@@ -8,7 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/counters"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
@@ -219,12 +222,12 @@ type unexplained struct {
 
 // delta returns how much a counter (short name) rose.
 func (d *diagnosis) delta(name string) (uint64, bool) {
-	ci, ok := findCounter(name)
+	ci, ok := counters.Find(name)
 	if !ok {
 		return 0, false
 	}
-	a, ok0 := d.c0[ci.key]
-	b, ok1 := d.c1[ci.key]
+	a, ok0 := d.c0[ci.Key]
+	b, ok1 := d.c1[ci.Key]
 	if !ok0 || !ok1 {
 		return 0, false
 	}
@@ -247,10 +250,10 @@ func (d *diagnosis) report() *report {
 	}
 
 	r.Counters = counterReport{Start: map[string]uint64{}, End: map[string]uint64{}, Rates: map[string]float64{}}
-	for _, row := range counterRows(nil, d.c0, d.c1, d.end.Sub(d.start)) {
-		r.Counters.Start[row.info.name] = d.c0[row.info.key]
-		r.Counters.End[row.info.name] = row.total
-		r.Counters.Rates[row.info.name] = round(row.rate, 3)
+	for _, row := range counters.Rows(nil, d.c0, d.c1, d.end.Sub(d.start)) {
+		r.Counters.Start[row.Info.Name] = d.c0[row.Info.Key]
+		r.Counters.End[row.Info.Name] = row.Total
+		r.Counters.Rates[row.Info.Name] = round(row.Rate, 3)
 	}
 
 	failed, haveFailed := d.delta("AttemptFails")
@@ -411,7 +414,7 @@ func advice(g *group, f *finding) string {
 		var names []string
 		for _, p := range f.Processes {
 			if p.Role == "client" {
-				names = append(names, fmt.Sprintf("process %s (pid %d)", safe(p.Comm), p.PID))
+				names = append(names, fmt.Sprintf("process %s (pid %d)", safe.Text(p.Comm), p.PID))
 			}
 		}
 		switch {
@@ -431,20 +434,20 @@ func advice(g *group, f *finding) string {
 		}
 		s := fmt.Sprintf("nothing listens on %s; %s", ep, clients())
 		if l := g.lastListener; l.Known && l.PID > 0 {
-			s += fmt.Sprintf("; %s (pid %d) listened there until %s", safe(l.Comm), l.PID, l.Until.Format("15:04:05"))
+			s += fmt.Sprintf("; %s (pid %d) listened there until %s", safe.Text(l.Comm), l.PID, l.Until.Format("15:04:05"))
 			return s + ": start it or fix the client"
 		}
 		return s + ": start the service or fix the client"
 	case explain.Rejected:
 		who := ""
 		if f.Listener != nil && f.Listener.PID > 0 {
-			who = fmt.Sprintf(" although %s (pid %d) listens there", safe(f.Listener.Comm), f.Listener.PID)
+			who = fmt.Sprintf(" although %s (pid %d) listens there", safe.Text(f.Listener.Comm), f.Listener.PID)
 		}
 		return fmt.Sprintf("a firewall or policy resets connections to %s%s; %s: check the firewall rules (nft list ruleset, iptables -S)", ep, who, clients())
 	case explain.Overflow:
 		s := "listener " + ep
 		if f.Listener != nil && f.Listener.PID > 0 {
-			s += fmt.Sprintf(" (%s pid %d)", safe(f.Listener.Comm), f.Listener.PID)
+			s += fmt.Sprintf(" (%s pid %d)", safe.Text(f.Listener.Comm), f.Listener.PID)
 		}
 		if f.Listener != nil && f.Listener.Backlog > 0 {
 			s += fmt.Sprintf(" has a full accept queue %d/%d", f.Listener.Queue, f.Listener.Backlog)
@@ -456,26 +459,18 @@ func advice(g *group, f *finding) string {
 		who := ep
 		for _, p := range f.Processes {
 			if p.Role == "sender" {
-				who = fmt.Sprintf("%s (pid %d) on %s", safe(p.Comm), p.PID, ep)
+				who = fmt.Sprintf("%s (pid %d) on %s", safe.Text(p.Comm), p.PID, ep)
 				break
 			}
 		}
 		if !local {
 			who = "the peer " + ep
 		}
-		return fmt.Sprintf("%s aborted %s (SO_LINGER 0, closed with unread data, or a listener closed with connections pending): check that application", who, plural(f.Count, "connection"))
+		return fmt.Sprintf("%s aborted %s (SO_LINGER 0, closed with unread data, or a listener closed with connections pending): check that application", who, render.Plural(f.Count, "connection"))
 	case explain.Stale:
-		return fmt.Sprintf("%s reached %s for connections it no longer has: a peer kept using a connection after a restart, a NAT or conntrack timeout, or resets that were lost", plural(f.Count, "segment"), ep)
+		return fmt.Sprintf("%s reached %s for connections it no longer has: a peer kept using a connection after a restart, a NAT or conntrack timeout, or resets that were lost", render.Plural(f.Count, "segment"), ep)
 	}
-	return fmt.Sprintf("%s of an unusual shape from %s: look at them with `rstwatch watch --port %d`", plural(f.Count, "reset"), ep, g.endpoint.Port())
-}
-
-// plural writes "1 connection", "2 connections".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return strconv.Itoa(n) + " " + noun + "s"
+	return fmt.Sprintf("%s of an unusual shape from %s: look at them with `rstwatch watch --port %d`", render.Plural(f.Count, "reset"), ep, g.endpoint.Port())
 }
 
 func timesPerSecond(r float64) string {
@@ -498,8 +493,6 @@ func peerList(peers []peerCount) string {
 	}
 	return strings.Join(names, ", ")
 }
-
-func safe(s string) string { return string(appendSafe(nil, s)) }
 
 // overflowFindings explains ListenOverflows with the listeners seen full,
 // merging into an overflow finding from resets when there is one.

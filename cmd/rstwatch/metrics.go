@@ -10,11 +10,12 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/counters"
 )
 
 // Bounds on the label values of rstwatch_resets_total, so that a port scan
@@ -201,14 +202,14 @@ func (m *metrics) appendExposition(b []byte) []byte {
 		fmt.Sprintf("TCP resets captured, by cause, direction and port (the %d ports with the most resets; the rest are port=\"other\").", metricsTopPorts))
 	for _, s := range resets {
 		b = append(b, "rstwatch_resets_total{cause="...)
-		b = appendLabelValue(b, s.cause)
+		b = safe.AppendLabel(b, s.cause)
 		b = append(b, ",direction="...)
-		b = appendLabelValue(b, s.direction)
+		b = safe.AppendLabel(b, s.direction)
 		b = append(b, ",port="...)
 		if s.port < 0 {
-			b = appendLabelValue(b, "other")
+			b = safe.AppendLabel(b, "other")
 		} else {
-			b = appendLabelValue(b, strconv.Itoa(s.port))
+			b = safe.AppendLabel(b, strconv.Itoa(s.port))
 		}
 		b = append(b, "} "...)
 		b = strconv.AppendUint(b, s.n, 10)
@@ -220,21 +221,21 @@ func (m *metrics) appendExposition(b []byte) []byte {
 		b = strconv.AppendUint(b, drops(), 10)
 		b = append(b, '\n')
 	}
-	c, err := readCounters(m.fs)
+	c, err := counters.Read(m.fs)
 	if err != nil {
 		// A comment, so the scrape still carries the resets.
 		b = append(b, "# rstwatch: kernel counters unavailable: "...)
-		b = appendSafe(b, err.Error())
+		b = safe.AppendText(b, err.Error())
 		return append(b, '\n')
 	}
-	for i := range tcpCounters {
-		ci := &tcpCounters[i]
-		v, ok := c[ci.key]
+	for i := range counters.Catalogue() {
+		ci := &counters.Catalogue()[i]
+		v, ok := c[ci.Key]
 		if !ok {
 			continue
 		}
-		b = appendMetricHeader(b, ci.metric, "Kernel counter "+ci.key+": "+ci.meaning+".")
-		b = append(b, ci.metric...)
+		b = appendMetricHeader(b, ci.Metric, "Kernel counter "+ci.Key+": "+ci.Meaning+".")
+		b = append(b, ci.Metric...)
 		b = append(b, ' ')
 		b = strconv.AppendUint(b, v, 10)
 		b = append(b, '\n')
@@ -260,26 +261,6 @@ func appendMetricHeader(b []byte, name, help string) []byte {
 	b = append(b, "\n# TYPE "...)
 	b = append(b, name...)
 	return append(b, " counter\n"...)
-}
-
-// appendLabelValue appends s as a quoted label value, escaping backslash,
-// double quote and newline as the text format requires. Invalid UTF-8 is
-// replaced so the output stays valid.
-func appendLabelValue(b []byte, s string) []byte {
-	b = append(b, '"')
-	for _, r := range s { // invalid UTF-8 yields U+FFFD
-		switch r {
-		case '\\':
-			b = append(b, `\\`...)
-		case '"':
-			b = append(b, `\"`...)
-		case '\n':
-			b = append(b, `\n`...)
-		default:
-			b = utf8.AppendRune(b, r)
-		}
-	}
-	return append(b, '"')
 }
 
 // listenMetrics checks addr (HOST:PORT; HOST may be empty for every

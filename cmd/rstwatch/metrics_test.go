@@ -20,6 +20,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/counters"
 )
 
 // promFamily is one metric family of a parsed exposition.
@@ -330,7 +331,8 @@ func TestMetricsServer(t *testing.T) {
 		m.observeReset("refused", "local", 7211)
 	}
 	m.observeReset("abort", "in", 443)
-	hostile := "a\"b\\c\nd\xffe" // quote, backslash, newline, invalid UTF-8
+	hostile := "a\"b\\c\nd\xffe"                  // quote, backslash, newline, invalid UTF-8
+	m.observeReset("ev\u202eil\u0085", "out", 80) // bidi override, C1
 	m.observeReset(hostile, "out", 80)
 	m.setCaptureDrops(func() uint64 { return 7 })
 
@@ -350,9 +352,10 @@ func TestMetricsServer(t *testing.T) {
 		t.Fatalf("rstwatch_resets_total family: %+v", resets)
 	}
 	want := map[string]float64{
-		`rstwatch_resets_total{cause="refused",direction="local",port="7211",}`:                 3,
-		`rstwatch_resets_total{cause="abort",direction="in",port="443",}`:                       1,
-		`rstwatch_resets_total{cause="a\"b\\c\nd` + "\uFFFD" + `e",direction="out",port="80",}`: 1,
+		`rstwatch_resets_total{cause="refused",direction="local",port="7211",}`:           3,
+		`rstwatch_resets_total{cause="abort",direction="in",port="443",}`:                 1,
+		`rstwatch_resets_total{cause="a\"b\\c\nd\\xffe",direction="out",port="80",}`:      1,
+		`rstwatch_resets_total{cause="ev\\u202eil\\xc2\\x85",direction="out",port="80",}`: 1,
 	}
 	if !maps.Equal(resets.samples, want) {
 		t.Errorf("resets series:\n%v\nwant:\n%v", resets.samples, want)
@@ -360,20 +363,20 @@ func TestMetricsServer(t *testing.T) {
 	if d := fams["rstwatch_capture_drops_total"]; d == nil || d.typ != "counter" || d.samples["rstwatch_capture_drops_total{}"] != 7 {
 		t.Errorf("rstwatch_capture_drops_total: %+v", d)
 	}
-	kernel, err := readCounters(fs)
+	kernel, err := counters.Read(fs)
 	if err != nil {
 		t.Fatalf("failed to read counters: %v", err)
 	}
-	for _, ci := range tcpCounters {
-		f := fams[ci.metric]
-		if _, ok := kernel[ci.key]; !ok {
+	for _, ci := range counters.Catalogue() {
+		f := fams[ci.Metric]
+		if _, ok := kernel[ci.Key]; !ok {
 			if f != nil {
-				t.Errorf("%s served though the kernel lacks %s", ci.metric, ci.key)
+				t.Errorf("%s served though the kernel lacks %s", ci.Metric, ci.Key)
 			}
 			continue
 		}
-		if f == nil || f.typ != "counter" || len(f.samples) != 1 || !strings.Contains(f.help, ci.key) {
-			t.Errorf("%s: %+v", ci.metric, f)
+		if f == nil || f.typ != "counter" || len(f.samples) != 1 || !strings.Contains(f.help, ci.Key) {
+			t.Errorf("%s: %+v", ci.Metric, f)
 		}
 	}
 	for name := range fams {

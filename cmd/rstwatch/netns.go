@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/proc"
 	"github.com/rstwatch/rstwatch/proc/netns"
 )
@@ -124,7 +125,7 @@ func processLabel(pid int) string {
 		}
 	}
 	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	return fmt.Sprintf("pid %d (%s)", pid, safe(strings.TrimSpace(string(comm))))
+	return fmt.Sprintf("pid %d (%s)", pid, safe.Text(strings.TrimSpace(string(comm))))
 }
 
 // counters returns the namespace's TCP counters: from /proc/PID/net when a

@@ -14,7 +14,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/counters"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
@@ -241,15 +244,15 @@ func (s *session) listeningLine() string {
 	if s.allNetns {
 		names := make([]string, len(s.captures))
 		for i, cp := range s.captures {
-			names[i] = safe(cp.ns.name)
+			names[i] = safe.Text(cp.ns.name)
 		}
 		return fmt.Sprintf("listening on all interfaces of %s (%s; new ones as they appear), capturing TCP resets",
-			plural(len(s.captures), "network namespace"), strings.Join(names, ", "))
+			render.Plural(len(s.captures), "network namespace"), strings.Join(names, ", "))
 	}
 	cp := s.captures[0]
 	line := listeningLine(&s.cfg, cp.live.Interfaces())
 	if cp.ns != nil {
-		line = strings.Replace(line, ", capturing", fmt.Sprintf(" in network namespace %s, capturing", safe(cp.ns.name)), 1)
+		line = strings.Replace(line, ", capturing", fmt.Sprintf(" in network namespace %s, capturing", safe.Text(cp.ns.name)), 1)
 	}
 	return line
 }
@@ -355,7 +358,7 @@ func (s *session) discover(ctx context.Context, start func(*capture)) {
 			return
 		}
 		s.captures = append(s.captures, cp)
-		fmt.Fprintf(s.stderr, "now also watching network namespace %s\n", safe(t.name))
+		fmt.Fprintf(s.stderr, "now also watching network namespace %s\n", safe.Text(t.name))
 		start(cp)
 		s.mu.Unlock()
 	}
@@ -560,5 +563,5 @@ func stopAfter(d time.Duration, cancel context.CancelFunc) {
 
 // counters reads the TCP counters of the watched namespace.
 func (s *session) counters() (proc.Counters, error) {
-	return readCountersFrom(s.target.counters(s.fs))
+	return counters.ReadFrom(s.target.counters(s.fs))
 }

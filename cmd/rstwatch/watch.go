@@ -11,6 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/filter"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
@@ -123,7 +125,7 @@ func openCapture(cfg *sniff.Config) (*sniff.Sniffer, error) {
 func listeningLine(cfg *sniff.Config, ifaces []sniff.Interface) string {
 	names := make([]string, len(ifaces))
 	for i, ifi := range ifaces {
-		names[i] = string(appendSafe(nil, ifi.Name))
+		names[i] = safe.Text(ifi.Name)
 	}
 	if len(cfg.Interfaces) == 0 {
 		return fmt.Sprintf("listening on all interfaces (%s), capturing TCP resets", strings.Join(names, ", "))
@@ -145,10 +147,14 @@ func runWatch(c *cli.Context) error {
 	asJSON := c.Bool(flagJSON)
 	buf := make([]byte, 0, 1024)
 	n, err := s.run(ctx, c.Int(flagCount), func(e *sniff.Event, v *explain.Verdict, ns *nsTarget) error {
+		var rns *render.Namespace
+		if ns != nil {
+			rns = &render.Namespace{Inode: ns.inode, Name: ns.name}
+		}
 		if asJSON {
-			buf = appendJSON(buf[:0], e, v, ns)
+			buf = render.AppendJSON(buf[:0], e, v, rns)
 		} else {
-			buf = appendText(buf[:0], e, v, ns)
+			buf = render.AppendText(buf[:0], e, v, rns)
 		}
 		buf = append(buf, '\n')
 		if _, err := out.Write(buf); err != nil {
