@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/metrics"
 	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
 	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/proc"
@@ -33,10 +34,10 @@ type eventSource interface {
 // capture file being written and the metrics, set up from the shared flags.
 // close releases them in reverse order.
 type session struct {
-	captures []*capture   // live captures; empty offline
-	file     *captureFile // -w, or nil
-	metrics  *metrics     // --metrics, or nil
-	offline  *fileSource  // -r, or nil
+	captures []*capture        // live captures; empty offline
+	file     *captureFile      // -w, or nil
+	metrics  *metrics.Registry // --metrics, or nil
+	offline  *fileSource       // -r, or nil
 	// stdout is where text goes: io.Discard when -w - owns stdout.
 	stdout  io.Writer
 	stderr  io.Writer
@@ -148,7 +149,7 @@ func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
 		if target != nil && target.pid > 0 {
 			mfs = s.fs.NetOf(target.pid)
 		}
-		s.metrics = newMetrics(mfs)
+		s.metrics = metrics.New(mfs)
 		stop, err := startMetrics(ctx, addr, s.metrics)
 		if err != nil {
 			return nil, err
@@ -176,7 +177,7 @@ func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
 		return nil, fmt.Errorf("no network namespace could be watched")
 	}
 	if s.metrics != nil {
-		s.metrics.setCaptureDrops(s.drops)
+		s.metrics.SetCaptureDrops(s.drops)
 	}
 	// Everything is open: keep only what the run still needs. Entering
 	// another namespace again (its addresses and interface names are
@@ -445,7 +446,7 @@ func (r *runState) handle(ev *sniff.Event, v *explain.Verdict, ns *nsTarget, idl
 	}
 	r.n++
 	if s.metrics != nil {
-		s.metrics.observeReset(v.Cause.String(), ev.Direction.String(), ev.Src.Port())
+		s.metrics.Observe(ev, v)
 	}
 	if err := r.onReset(ev, v, ns); err != nil {
 		return err
