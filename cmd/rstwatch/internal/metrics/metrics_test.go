@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -16,8 +17,11 @@ import (
 
 	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/httpserve"
 	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/metrics/promtest"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe/safetest"
 	"github.com/rstwatch/rstwatch/proc"
 	"github.com/rstwatch/rstwatch/proc/counters"
+	"github.com/rstwatch/rstwatch/sniff"
+	"github.com/rstwatch/rstwatch/sniff/explain"
 )
 
 // scrape fetches and parses the exposition at url.
@@ -269,7 +273,16 @@ func TestObserveResetAllocs(t *testing.T) {
 		m.ObserveReset(causes[i%3], dirs[i/3%3], uint16(i*7919))
 	})
 	if allocs != 0 {
-		t.Errorf("observeReset allocates %v times per call, want 0", allocs)
+		t.Errorf("ObserveReset allocates %v times per call, want 0", allocs)
+	}
+	// Observe, as the capture loop calls it, neither.
+	e := &sniff.Event{Direction: sniff.In, Segment: sniff.Segment{Src: netip.MustParseAddrPort("127.0.0.1:7211")}}
+	v := &explain.Verdict{Cause: explain.Refused}
+	if n := testing.AllocsPerRun(1000, func() { m.Observe(e, v) }); n != 0 {
+		t.Errorf("Observe allocates %v times per call, want 0", n)
+	}
+	if got := resetSeries(t, m)[`rstwatch_resets_total{cause="refused",direction="in",port="7211",}`]; got < 1000 {
+		t.Errorf("Observe counted %v resets on port 7211, want at least 1000", got)
 	}
 }
 
@@ -300,5 +313,23 @@ func TestMetricsConcurrent(t *testing.T) {
 	// observations, and to some of them.
 	if total > 8000 || total == 0 {
 		t.Errorf("series add up to %v, more than the 8000 observations", total)
+	}
+}
+
+// TestHostileLabels counts resets under each hostile label value: the
+// exposition stays valid, terminal-safe, and keeps them apart.
+func TestHostileLabels(t *testing.T) {
+	m := New(proc.FS{})
+	for i, s := range safetest.Hostile {
+		m.ObserveReset(s, s, uint16(100+i))
+	}
+	body := m.AppendExposition(nil)
+	safetest.AssertTerminalSafe(t, body)
+	fams, err := promtest.Parse(string(body))
+	if err != nil {
+		t.Fatalf("invalid exposition: %v\n%s", err, body)
+	}
+	if n := len(fams["rstwatch_resets_total"].Samples); n != len(safetest.Hostile) {
+		t.Errorf("%d series for %d label values:\n%s", n, len(safetest.Hostile), body)
 	}
 }

@@ -93,6 +93,15 @@ func TestRenderAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { buf = AppendText(buf[:0], e, v, nil) }); n != 0 {
 		t.Errorf("AppendText allocates %v times per reset", n)
 	}
+	// With a namespace built per reset, as the watch loop does.
+	inode, name := uint64(4026532000), "blue"
+	if n := testing.AllocsPerRun(1000, func() {
+		ns := &Namespace{Inode: inode, Name: name}
+		buf = AppendJSON(buf[:0], e, v, ns)
+		buf = AppendText(buf, e, v, ns)
+	}); n != 0 {
+		t.Errorf("rendering with a namespace allocates %v times per reset", n)
+	}
 }
 
 func TestAppendJSONContainer(t *testing.T) {
