@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 	"github.com/rstwatch/rstwatch/sniff/pipeline"
@@ -139,10 +140,10 @@ const synComment = "rstwatch: SYN kept for attribution"
 func verdictComment(v *explain.Verdict) string {
 	c := "rstwatch: cause=" + v.Cause.String()
 	if p := &v.Sender.Process; p.Owned {
-		c += " sender=" + p.Comm + "/" + strconv.Itoa(p.PID)
+		c += " sender=" + safe.Text(p.Comm) + "/" + strconv.Itoa(p.PID)
 	}
 	if p := &v.Target.Process; p.Owned {
-		c += " target=" + p.Comm + "/" + strconv.Itoa(p.PID)
+		c += " target=" + safe.Text(p.Comm) + "/" + strconv.Itoa(p.PID)
 	}
 	return c
 }

@@ -1,4 +1,4 @@
-package main
+package httpserve
 
 import (
 	"bufio"
@@ -12,33 +12,32 @@ import (
 	"time"
 )
 
-// The metrics endpoint speaks just enough HTTP/1.x for a Prometheus scrape:
-// one request per connection, answered and closed ("Connection: close").
-// net/http would do the same job but links crypto/tls, x509 and HTTP/2
-// into the binary: about 4 MB of an amd64 build, 4.3 MB on mipsle, more
-// than the whole rest of rstwatch (README "Containers and firmware").
+// Limits of the server.
 const (
-	httpMaxHeader    = 8 << 10         // request line and headers, like MaxHeaderBytes
+	MaxHeader        = 8 << 10         // request line and headers, like net/http's MaxHeaderBytes
 	httpReadTimeout  = 5 * time.Second // for the request line and headers
 	httpWriteTimeout = 10 * time.Second
-	httpMaxConns     = 16 // connections served at once; more are closed unanswered
+	MaxConns         = 16 // connections served at once; more are closed unanswered
 	httpDrainLimit   = 64 << 10
 	httpDrainTimeout = 500 * time.Millisecond
-	httpStopGrace    = time.Second // stop waits this long for scrapes in flight
+	StopGrace        = time.Second // stop waits this long for requests in flight
 )
 
-// httpRequest is what the metrics server reads of a request.
-type httpRequest struct {
-	method, path  string
-	contentLength int64 // -1: none or unknown
+// Request is what the server reads of a request.
+type Request struct {
+	Method, Path  string // the path without its query
+	ContentLength int64  // -1: none or unknown
 }
 
-var errBadRequest = errors.New("malformed HTTP request")
+// ErrBadRequest is ReadRequest's error for bytes that are not an HTTP/1.x
+// request line and headers.
+var ErrBadRequest = errors.New("malformed HTTP request")
 
-// readHTTPRequest reads a request line and headers (RFC 9112) from r,
-// which should be limited to httpMaxHeader bytes.
-func readHTTPRequest(r *bufio.Reader) (httpRequest, error) {
-	req := httpRequest{contentLength: -1}
+// ReadRequest reads a request line and headers (RFC 9112) from r, which
+// should be limited to MaxHeader bytes. Its errors are ErrBadRequest or
+// those of r (io.EOF, bufio.ErrBufferFull, a timeout).
+func ReadRequest(r *bufio.Reader) (Request, error) {
+	req := Request{ContentLength: -1}
 	line, err := readHTTPLine(r)
 	if err != nil {
 		return req, err
@@ -47,9 +46,9 @@ func readHTTPRequest(r *bufio.Reader) (httpRequest, error) {
 	method, rest, ok1 := bytes.Cut(line, []byte(" "))
 	target, version, ok2 := bytes.Cut(rest, []byte(" "))
 	if !ok1 || !ok2 || len(method) == 0 || len(target) == 0 || !bytes.HasPrefix(version, []byte("HTTP/1.")) {
-		return req, errBadRequest
+		return req, ErrBadRequest
 	}
-	req.method = string(method)
+	req.Method = string(method)
 	// The path without a query; an absolute-form target keeps only its path.
 	if i := bytes.IndexByte(target, '?'); i >= 0 {
 		target = target[:i]
@@ -61,7 +60,7 @@ func readHTTPRequest(r *bufio.Reader) (httpRequest, error) {
 			target = []byte("/")
 		}
 	}
-	req.path = string(target)
+	req.Path = string(target)
 	for {
 		line, err := readHTTPLine(r)
 		if err != nil {
@@ -72,14 +71,14 @@ func readHTTPRequest(r *bufio.Reader) (httpRequest, error) {
 		}
 		name, val, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
-			return req, errBadRequest
+			return req, ErrBadRequest
 		}
 		if bytes.EqualFold(name, []byte("Content-Length")) {
 			n, err := strconv.ParseInt(string(bytes.TrimSpace(val)), 10, 64)
 			if err != nil || n < 0 {
-				return req, errBadRequest
+				return req, ErrBadRequest
 			}
-			req.contentLength = n
+			req.ContentLength = n
 		}
 	}
 }
@@ -117,28 +116,38 @@ func appendHTTPResponse(b []byte, code int, reason string, contentType string, e
 	return b
 }
 
-// serveMetricsConn answers one request on c and closes it.
-func serveMetricsConn(c net.Conn, m *metrics) {
+// Handler is what the server serves: one resource, at Path, to GET and
+// HEAD. Body appends the resource as it is now to the buffer it is given;
+// it is called from the connection's goroutine, so it must be safe for
+// concurrent use.
+type Handler struct {
+	Path        string
+	ContentType string
+	Body        func([]byte) []byte
+}
+
+// serveConn answers one request on c and closes it.
+func serveConn(c net.Conn, h *Handler) {
 	defer c.Close()
 	c.SetReadDeadline(time.Now().Add(httpReadTimeout))
-	lr := &io.LimitedReader{R: c, N: httpMaxHeader}
-	req, err := readHTTPRequest(bufio.NewReaderSize(lr, httpMaxHeader))
+	lr := &io.LimitedReader{R: c, N: MaxHeader}
+	req, err := ReadRequest(bufio.NewReaderSize(lr, MaxHeader))
 	var resp []byte
 	const textPlain = "text/plain; charset=utf-8"
 	switch {
-	case errors.Is(err, errBadRequest):
+	case errors.Is(err, ErrBadRequest):
 		resp = appendHTTPResponse(nil, 400, "Bad Request", textPlain, "", []byte("400 Bad Request\n"), false)
 	case lr.N == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, bufio.ErrBufferFull)):
 		resp = appendHTTPResponse(nil, 431, "Request Header Fields Too Large", textPlain, "", []byte("431 Request Header Fields Too Large\n"), false)
 	case err != nil:
 		return // the peer closed, reset or timed out: it gets nothing
-	case req.path != "/metrics":
-		resp = appendHTTPResponse(nil, 404, "Not Found", textPlain, "", []byte("404 page not found\n"), req.method == "HEAD")
-	case req.method != "GET" && req.method != "HEAD":
+	case req.Path != h.Path:
+		resp = appendHTTPResponse(nil, 404, "Not Found", textPlain, "", []byte("404 page not found\n"), req.Method == "HEAD")
+	case req.Method != "GET" && req.Method != "HEAD":
 		resp = appendHTTPResponse(nil, 405, "Method Not Allowed", textPlain, "Allow: GET, HEAD\r\n", []byte("method not allowed\n"), false)
 	default:
-		body := m.appendExposition(make([]byte, 0, 8<<10))
-		resp = appendHTTPResponse(make([]byte, 0, len(body)+256), 200, "OK", "text/plain; version=0.0.4; charset=utf-8", "", body, req.method == "HEAD")
+		body := h.Body(make([]byte, 0, 8<<10))
+		resp = appendHTTPResponse(make([]byte, 0, len(body)+256), 200, "OK", h.ContentType, "", body, req.Method == "HEAD")
 	}
 	c.SetWriteDeadline(time.Now().Add(httpWriteTimeout))
 	if _, err := c.Write(resp); err != nil {
@@ -155,10 +164,10 @@ func serveMetricsConn(c net.Conn, m *metrics) {
 	}
 }
 
-// serveMetrics serves m at /metrics on ln until ctx ends or stop is
-// called; stop closes the listener, waits up to a second for scrapes in
-// flight, then closes what is left, and may be called more than once.
-func serveMetrics(ctx context.Context, ln net.Listener, m *metrics) (stop func()) {
+// Serve serves h on ln until ctx ends or stop is called; stop closes the
+// listener, waits up to StopGrace for requests in flight, then closes what
+// is left, and may be called more than once.
+func Serve(ctx context.Context, ln net.Listener, h Handler) (stop func()) {
 	var (
 		mu    sync.Mutex
 		conns = make(map[net.Conn]struct{})
@@ -177,7 +186,7 @@ func serveMetrics(ctx context.Context, ln net.Listener, m *metrics) (stop func()
 				return // closed by stop
 			}
 			mu.Lock()
-			if len(conns) >= httpMaxConns {
+			if len(conns) >= MaxConns {
 				mu.Unlock()
 				c.Close()
 				continue
@@ -187,7 +196,7 @@ func serveMetrics(ctx context.Context, ln net.Listener, m *metrics) (stop func()
 			mu.Unlock()
 			go func() {
 				defer wg.Done()
-				serveMetricsConn(c, m)
+				serveConn(c, &h)
 				mu.Lock()
 				delete(conns, c)
 				mu.Unlock()
@@ -203,7 +212,7 @@ func serveMetrics(ctx context.Context, ln net.Listener, m *metrics) (stop func()
 			go func() { wg.Wait(); close(idle) }()
 			select {
 			case <-idle:
-			case <-time.After(httpStopGrace):
+			case <-time.After(StopGrace):
 				mu.Lock()
 				for c := range conns {
 					c.Close()

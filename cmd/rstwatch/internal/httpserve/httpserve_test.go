@@ -1,8 +1,10 @@
-package main
+package httpserve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -10,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/rstwatch/rstwatch/proc"
 )
 
 // rawExchange sends req on a fresh connection to addr and returns the
@@ -44,18 +44,28 @@ func rawExchange(t *testing.T, addr, req string) (*http.Response, string) {
 	return resp, string(body)
 }
 
-func TestMetricsHTTP(t *testing.T) {
-	m := newMetrics(proc.FS{})
-	m.observeReset("refused", "local", 7211)
-	ln, err := listenMetrics("127.0.0.1:0")
+// testHandler serves a fixed exposition, as the metrics registry would.
+func testHandler(exposition string) Handler {
+	return Handler{Path: "/metrics", ContentType: "text/plain; version=0.0.4; charset=utf-8",
+		Body: func(b []byte) []byte { return append(b, exposition...) }}
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("failed to listen: %v", err)
 	}
-	stop := serveMetrics(context.Background(), ln, m)
+	return ln
+}
+
+func TestServe(t *testing.T) {
+	const exposition = "# HELP rstwatch_resets_total Resets.\n# TYPE rstwatch_resets_total counter\n" +
+		`rstwatch_resets_total{cause="refused",direction="local",port="7211"} 1` + "\n"
+	ln := listen(t)
+	stop := Serve(context.Background(), ln, testHandler(exposition))
 	defer stop()
 	addr := ln.Addr().String()
-	exposition := string(m.appendExposition(nil))
-	// The kernel counters are absent (no /proc), so the exposition is stable.
 
 	tests := []struct {
 		name, req string
@@ -76,7 +86,7 @@ func TestMetricsHTTP(t *testing.T) {
 		{"bad_header", "GET /metrics HTTP/1.1\r\nno colon\r\n\r\n", 400, "400 Bad Request\n", nil},
 		{"bad_length", "POST /metrics HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "400 Bad Request\n", nil},
 		{"http2_preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400, "400 Bad Request\n", nil},
-		{"header_too_large", "GET /metrics HTTP/1.1\r\nX: " + strings.Repeat("a", httpMaxHeader) + "\r\n\r\n", 431,
+		{"header_too_large", "GET /metrics HTTP/1.1\r\nX: " + strings.Repeat("a", MaxHeader) + "\r\n\r\n", 431,
 			"431 Request Header Fields Too Large\n", nil},
 	}
 	for _, tt := range tests {
@@ -121,17 +131,14 @@ func TestMetricsHTTP(t *testing.T) {
 	}
 }
 
-// TestMetricsHTTPLimits checks that silent or surplus clients cannot hold
-// the server: connections beyond httpMaxConns are closed at once, and stop
-// closes idle ones after its grace period.
-func TestMetricsHTTPLimits(t *testing.T) {
-	ln, err := listenMetrics("127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("failed to listen: %v", err)
-	}
-	stop := serveMetrics(context.Background(), ln, newMetrics(proc.FS{}))
+// TestServeLimits checks that silent or surplus clients cannot hold the
+// server: connections beyond MaxConns are closed at once, and stop closes
+// idle ones after its grace period.
+func TestServeLimits(t *testing.T) {
+	ln := listen(t)
+	stop := Serve(context.Background(), ln, testHandler("x 1\n"))
 	var idle []net.Conn
-	for range httpMaxConns {
+	for range MaxConns {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatalf("failed to dial: %v", err)
@@ -151,7 +158,7 @@ func TestMetricsHTTPLimits(t *testing.T) {
 	}
 	start := time.Now()
 	stop()
-	if d := time.Since(start); d > httpStopGrace+time.Second {
+	if d := time.Since(start); d > StopGrace+time.Second {
 		t.Errorf("stop took %v with idle connections", d)
 	}
 	for _, c := range idle {
@@ -160,4 +167,69 @@ func TestMetricsHTTPLimits(t *testing.T) {
 			t.Errorf("idle connection after stop: %v, want EOF", err)
 		}
 	}
+}
+
+// TestReadRequest checks what the parser keeps of a request.
+func TestReadRequest(t *testing.T) {
+	for _, tt := range []struct {
+		name, in string
+		want     Request
+		err      error
+	}{
+		{"get", "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", Request{"GET", "/metrics", -1}, nil},
+		{"query_and_length", "POST /metrics?a=b HTTP/1.0\ncontent-length: 12\n\n", Request{"POST", "/metrics", 12}, nil},
+		{"absolute_form", "GET http://h:1/metrics HTTP/1.1\r\n\r\n", Request{"GET", "/metrics", -1}, nil},
+		{"absolute_form_no_path", "GET http://h:1 HTTP/1.1\r\n\r\n", Request{"GET", "/", -1}, nil},
+		{"no_version", "GET /metrics\r\n\r\n", Request{}, ErrBadRequest},
+		{"http2", "PRI * HTTP/2.0\r\n\r\n", Request{}, ErrBadRequest},
+		{"header_without_colon", "GET / HTTP/1.1\r\nbad\r\n\r\n", Request{}, ErrBadRequest},
+		{"bad_length", "GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", Request{}, ErrBadRequest},
+		{"cut_short", "GET / HTTP/1.1\r\nHost: x", Request{}, io.ErrUnexpectedEOF},
+		{"empty", "", Request{}, io.EOF},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ReadRequest(bufio.NewReader(strings.NewReader(tt.in)))
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("ReadRequest(%q) error %v, want %v", tt.in, err, tt.err)
+			}
+			if err == nil && got != tt.want {
+				t.Errorf("ReadRequest(%q) = %+v, want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzReadRequest feeds the parser what a client on the network can send,
+// limited to MaxHeader bytes as the server limits it: it must not panic,
+// must end with a request or an error, and a request it accepts must have
+// a method and a path without a query, and no negative Content-Length but
+// the -1 that means none.
+func FuzzReadRequest(f *testing.F) {
+	for _, s := range []string{
+		"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+		"HEAD /metrics HTTP/1.0\n\n",
+		"POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+		"GET http://example:9464/metrics?x=1 HTTP/1.1\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		"GARBAGE\r\n\r\n",
+		"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		lr := &io.LimitedReader{R: bytes.NewReader(in), N: MaxHeader}
+		req, err := ReadRequest(bufio.NewReaderSize(lr, MaxHeader))
+		if err != nil {
+			return
+		}
+		if req.Method == "" || req.Path == "" || strings.ContainsRune(req.Path, '?') {
+			t.Fatalf("ReadRequest(%q) = %+v", in, req)
+		}
+		if req.ContentLength < -1 {
+			t.Fatalf("ReadRequest(%q): Content-Length %d", in, req.ContentLength)
+		}
+		if !bytes.Contains(in, []byte(req.Method+" ")) {
+			t.Fatalf("ReadRequest(%q): method %q not in the input", in, req.Method)
+		}
+	})
 }
