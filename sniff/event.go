@@ -81,7 +81,14 @@ type Event struct {
 	Ifindex   int
 	Ifname    string
 	Direction Direction
-	Len       int
-	Data      []byte
+	// Len is the wire length of the IP packet in Data.
+	Len int
+	// Data is the IP packet that carries the segment: for a segment inside
+	// a tunnel, the inner one.
+	Data []byte
+	// Encap holds the layers the segment was found inside (VLAN tags,
+	// tunnels), outermost first; the Segment's addresses are the inner
+	// connection's.
+	Encap Encap
 	Segment
 }
