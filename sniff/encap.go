@@ -370,8 +370,8 @@ func ppp(b []byte) ([]byte, uint16, error) {
 
 // mpls strips a label stack (RFC 3032), recording each entry, and guesses
 // what follows from its first nibble as routers do: 4 is IPv4, 6 is IPv6,
-// and 0 is a pseudowire control word (RFC 4385) before an Ethernet frame
-// (RFC 4448).
+// and 0 is an Ethernet pseudowire (RFC 4448), with or without a control
+// word (RFC 4385).
 func (p *peeler) mpls(b []byte) ([]byte, uint16, error) {
 	for {
 		if len(b) < 4 {
@@ -395,12 +395,30 @@ func (p *peeler) mpls(b []byte) ([]byte, uint16, error) {
 	case 6:
 		return b, EtherTypeIPv6, nil
 	case 0:
+		// An Ethernet pseudowire starts with a control word, whose first
+		// nibble is 0, or without one with a MAC address, which may too.
+		// Without one the EtherType is at 12; with one, bytes 12-13 fall
+		// in the source MAC address, rarely an EtherType that Peel goes
+		// on behind.
+		if len(b) >= ethernetHeaderLen && peeledEtherType(binary.BigEndian.Uint16(b[12:])) {
+			return b, ProtoEthernet, nil
+		}
 		if len(b) < 4 {
 			return nil, 0, ErrTruncated
 		}
 		return b[4:], ProtoEthernet, nil
 	}
 	return nil, 0, ErrNotIP
+}
+
+// peeledEtherType reports whether Peel goes on behind EtherType et.
+func peeledEtherType(et uint16) bool {
+	switch et {
+	case EtherTypeIPv4, EtherTypeIPv6, etherTypeVLAN, etherTypeQinQ, etherTypeQinQ1,
+		etherTypeMPLS, etherTypeMPLSMulti, etherTypePPPoE:
+		return true
+	}
+	return false
 }
 
 // ip reads the IP header at the start of b (proto says which version). If

@@ -201,6 +201,8 @@ func encapCases() []encapCase {
 			`[{"type":"mpls","label":2}]`, `mpls:2`},
 		{"mpls_pseudowire", sniff.ProtoEthernet, eth(0x8847, mplsStack(join([]byte{0, 0, 0, 1}, eth4), 300)), innerV4,
 			`[{"type":"mpls","label":300}]`, `mpls:300`},
+		{"mpls_pseudowire_no_cw", sniff.ProtoEthernet, eth(0x8847, mplsStack(eth(0x0800, v4, [2]uint16{0x8100, 4}), 301)), innerV4,
+			`[{"type":"mpls","label":301},{"type":"vlan","id":4}]`, `mpls:301/vlan:4`},
 		{"pppoe_ipv4", sniff.ProtoEthernet, eth(0x8864, pppoe(0x1234, 0x0021, v4)), innerV4,
 			`[{"type":"pppoe","session":4660}]`, `pppoe:4660`},
 		{"pppoe_ipv6_vlan", sniff.ProtoEthernet, eth(0x8864, pppoe(7, 0x0057, v6), [2]uint16{0x8100, 3}), innerV6,
