@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rstwatch/rstwatch/proc/netns/netnstest"
+	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/snifftest"
 )
 
@@ -153,6 +154,50 @@ func TestIntegrationTunnelCaptures(t *testing.T) {
 				if err := os.WriteFile(filepath.Join("testdata", "tunnels", tt.name+".pcap"), data, 0o644); err != nil {
 					t.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestIntegrationVXLANUnderlay refuses a connect inside a VXLAN tunnel
+// between two namespaces and checks what the sniffer reports: on the
+// underlay alone, the reset once, with the inner connection and its VXLAN
+// layer; on all interfaces of the receiving side, still once (the
+// decapsulated copy on the VXLAN device is a duplicate) and with the layer,
+// as the underlay copy arrives first. Both capture paths are checked.
+func TestIntegrationVXLANUnderlay(t *testing.T) {
+	for _, noRing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noring=%t", noRing), func(t *testing.T) {
+			a, b := vethPair(t)
+			v4, v6 := vxlanPair(t, a, b, "vx", 42, 4789, netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2"), 1)
+			underlay := openIn(t, a, sniff.Config{Interfaces: []string{"va"}, NoRing: noRing})
+			all := openIn(t, a, sniff.Config{NoRing: noRing})
+			for i, dst := range []netip.Addr{v4, v6} {
+				src := netip.MustParseAddr(map[bool]string{true: "10.1.0.1", false: "fd00:1::1"}[dst.Is4()])
+				client := netip.AddrPortFrom(src, uint16(44000+i))
+				server := netip.AddrPortFrom(dst, 9)
+				snifftest.Refuse(t, a, client, server)
+				for _, s := range []struct {
+					name string
+					s    *sniff.Sniffer
+				}{{"underlay", underlay}, {"all interfaces", all}} {
+					got := collect(t, s.s, 2, 500*time.Millisecond)
+					if len(got) != 1 {
+						t.Fatalf("%s: %d resets, want 1", s.name, len(got))
+					}
+					e := got[0]
+					if e.Src != server || e.Dst != client || e.Ifname != "va" || e.Direction != sniff.In {
+						t.Errorf("%s: got %s %s %v > %v, want va in %v > %v", s.name, e.Ifname, e.Direction, e.Src, e.Dst, server, client)
+					}
+					const want = "vxlan:42[198.18.0.2>198.18.0.1]"
+					if enc := string(e.Encap.AppendText(nil)); enc != want {
+						t.Errorf("%s: encap %q, want %q", s.name, enc, want)
+					}
+				}
+			}
+			// The copies on vx, decapsulated, were seen and suppressed.
+			if n := all.Duplicates(); n != 2 {
+				t.Errorf("all interfaces: %d duplicates suppressed, want 2 (the copies on vx)", n)
 			}
 		})
 	}
