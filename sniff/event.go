@@ -72,6 +72,13 @@ type Packet struct {
 	Proto uint16
 	Len   int    // length of the IP packet on the wire
 	Data  []byte // captured bytes, starting at the IP header
+	// VLAN says that the kernel took an 802.1Q or 802.1ad tag off the
+	// frame (TP_STATUS_VLAN_VALID); VLANTCI and VLANTPID are the tag's
+	// control information and protocol ID (0 when the kernel did not
+	// report it: 0x8100).
+	VLAN     bool
+	VLANTCI  uint16
+	VLANTPID uint16
 }
 
 // Event is a decoded TCP segment with where and when it was seen. Data

@@ -88,6 +88,10 @@ func (s *Sniffer) Next(e *Event) error {
 				s.undecodable++
 				continue
 			}
+			if p.VLAN {
+				// The kernel took the outermost tag off the frame.
+				e.Encap.PushVLAN(p.VLANTPID, p.VLANTCI)
+			}
 			e.Time, e.Ifindex, e.Data = p.Time, p.Ifindex, ip
 			e.Len = p.Len - (len(p.Data) - len(ip))
 			e.Direction = DirectionOf(p.PktType, p.HAType)

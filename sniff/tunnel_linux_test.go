@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rstwatch/rstwatch/proc/netns/netnstest"
 	"github.com/rstwatch/rstwatch/sniff"
@@ -198,6 +201,45 @@ func TestIntegrationVXLANUnderlay(t *testing.T) {
 			// The copies on vx, decapsulated, were seen and suppressed.
 			if n := all.Duplicates(); n != 2 {
 				t.Errorf("all interfaces: %d duplicates suppressed, want 2 (the copies on vx)", n)
+			}
+		})
+	}
+}
+
+// TestIntegrationVLANMetadata sends an 802.1Q-tagged frame carrying a reset
+// into a veth: the receiving kernel moves the tag into the packet's
+// metadata before any capture sees it, so the sniffer on the other end
+// must report the tag from there, on both capture paths.
+func TestIntegrationVLANMetadata(t *testing.T) {
+	for _, noRing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noring=%t", noRing), func(t *testing.T) {
+			a, b := vethPair(t)
+			s := openIn(t, b, sniff.Config{NoRing: noRing})
+			rst := tcpSpec{src: netip.MustParseAddrPort("198.18.0.1:9"), dst: netip.MustParseAddrPort("198.18.0.2:45000"),
+				ack: 99, flags: sniff.FlagRST | sniff.FlagACK, ttl: 64}.build()
+			frame := eth(0x0800, rst, [2]uint16{0x8100, 0x6000 | 10}) // priority 3, VLAN 10
+			a.Do(t, func() error {
+				ifi, err := net.InterfaceByName("va")
+				if err != nil {
+					return err
+				}
+				fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+				if err != nil {
+					return err
+				}
+				defer unix.Close(fd)
+				return unix.Sendto(fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6})
+			})
+			got := collect(t, s, 2, 500*time.Millisecond)
+			if len(got) != 1 {
+				t.Fatalf("%d resets, want 1", len(got))
+			}
+			e := got[0]
+			if e.Ifname != "vb" || e.Dst.Port() != 45000 || e.Ack != 99 {
+				t.Errorf("got %s %v > %v ack %d", e.Ifname, e.Src, e.Dst, e.Ack)
+			}
+			if enc := string(e.Encap.AppendJSON(nil)); enc != `[{"type":"vlan","id":10}]` {
+				t.Errorf("encap %s, want the tag from the metadata", enc)
 			}
 		})
 	}
