@@ -21,25 +21,6 @@ import (
 	"github.com/rstwatch/rstwatch/sniff/snifftest"
 )
 
-// vxlanPair makes a VXLAN device named dev in a and b with VNI vni and
-// destination port port, tunnelling between underlay addresses ua (in a)
-// and ub (in b), and gives it the overlay addresses 10.<net>.0.1 and
-// fd00:<net>::1 in a, .2 and ::2 in b. It returns b's overlay addresses.
-func vxlanPair(t *testing.T, a, b *netnstest.NS, dev string, vni, port int, ua, ub netip.Addr, net int) (v4, v6 netip.Addr) {
-	t.Helper()
-	for i, side := range []struct {
-		ns            *netnstest.NS
-		local, remote netip.Addr
-	}{{a, ua, ub}, {b, ub, ua}} {
-		side.ns.IP(t, "link", "add", dev, "type", "vxlan", "id", fmt.Sprint(vni), "dstport", fmt.Sprint(port),
-			"local", side.local.String(), "remote", side.remote.String())
-		side.ns.IP(t, "addr", "add", fmt.Sprintf("10.%d.0.%d/24", net, i+1), "dev", dev)
-		side.ns.IP(t, "addr", "add", fmt.Sprintf("fd00:%d::%d/64", net, i+1), "dev", dev, "nodad")
-		side.ns.IP(t, "link", "set", dev, "up")
-	}
-	return netip.MustParseAddr(fmt.Sprintf("10.%d.0.2", net)), netip.MustParseAddr(fmt.Sprintf("fd00:%d::2", net))
-}
-
 // tcpdumpOn starts tcpdump writing the packets of ifname in ns to path and
 // returns a function that stops it once everything is written.
 func tcpdumpOn(t *testing.T, ns *netnstest.NS, ifname, path string) (stop func()) {
@@ -121,14 +102,14 @@ func TestIntegrationTunnelCaptures(t *testing.T) {
 		want  string // the layers, as AppendText writes them
 	}{
 		{"vxlan_4789", func(t *testing.T, a, b *netnstest.NS) (netip.Addr, netip.Addr) {
-			return vxlanPair(t, a, b, "vx", 42, 4789, ua4, ub4, 1)
+			return snifftest.VXLANPair(t, a, b, "vx", 42, 4789, ua4, ub4, 1)
 		}, "vxlan:42[198.18.0.2>198.18.0.1]"},
 		{"vxlan_8472_ipv6_underlay", func(t *testing.T, a, b *netnstest.NS) (netip.Addr, netip.Addr) {
-			return vxlanPair(t, a, b, "vx", 43, 8472, ua6, ub6, 2)
+			return snifftest.VXLANPair(t, a, b, "vx", 43, 8472, ua6, ub6, 2)
 		}, "vxlan:43[fd52::2>fd52::1]"},
 		{"vxlan_in_vxlan", func(t *testing.T, a, b *netnstest.NS) (netip.Addr, netip.Addr) {
-			o4, _ := vxlanPair(t, a, b, "vx", 44, 4789, ua4, ub4, 3)
-			return vxlanPair(t, a, b, "vx2", 45, 8472, netip.MustParseAddr("10.3.0.1"), o4, 4)
+			o4, _ := snifftest.VXLANPair(t, a, b, "vx", 44, 4789, ua4, ub4, 3)
+			return snifftest.VXLANPair(t, a, b, "vx2", 45, 8472, netip.MustParseAddr("10.3.0.1"), o4, 4)
 		}, "vxlan:44[198.18.0.2>198.18.0.1]/vxlan:45[10.3.0.2>10.3.0.1]"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,7 +153,7 @@ func TestIntegrationVXLANUnderlay(t *testing.T) {
 	for _, noRing := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noring=%t", noRing), func(t *testing.T) {
 			a, b := vethPair(t)
-			v4, v6 := vxlanPair(t, a, b, "vx", 42, 4789, netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2"), 1)
+			v4, v6 := snifftest.VXLANPair(t, a, b, "vx", 42, 4789, netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("198.18.0.2"), 1)
 			underlay := openIn(t, a, sniff.Config{Interfaces: []string{"va"}, NoRing: noRing})
 			all := openIn(t, a, sniff.Config{NoRing: noRing})
 			for i, dst := range []netip.Addr{v4, v6} {
