@@ -265,12 +265,7 @@ func (p *peeler) push(l Layer) error {
 func (e *Encap) Peel(b []byte, proto uint16) ([]byte, error) {
 	e.n = 0
 	b = b[:len(b):len(b)]
-	// The common case, a TCP segment over plain IPv4, costs two compares.
-	// The common cases, a TCP segment right in IPv4 or IPv6, cost a few
-	// compares.
-	switch {
-	case proto == EtherTypeIPv4 && len(b) >= ipv4MinimumSize && b[0]>>4 == 4 && b[ipv4ProtocolOffset] == protoTCP,
-		proto == EtherTypeIPv6 && len(b) >= ipv6FixedSize && b[0]>>4 == 6 && b[ipv6NextHdrOffset] == protoTCP:
+	if plainTCP(b, proto) {
 		return b, nil
 	}
 	p := peeler{enc: e}
@@ -705,9 +700,26 @@ func (p *peeler) gtpu(b []byte) ([]byte, uint16, error) {
 // s's offsets refer to; it ends where b ends, so it starts at
 // len(b)-len(ip). It never allocates.
 func (s *Segment) DecodeLayers(b []byte, proto uint16, enc *Encap) ([]byte, error) {
+	if plainTCP(b, proto) {
+		enc.n = 0
+		return b, s.Decode(b)
+	}
 	ip, err := enc.Peel(b, proto)
 	if err != nil {
 		return nil, err
 	}
 	return ip, s.Decode(ip)
+}
+
+// plainTCP reports whether b is the common case, TCP right inside IPv4 or
+// IPv6 (without extension headers), which needs no peeling. It is small
+// enough to be inlined.
+func plainTCP(b []byte, proto uint16) bool {
+	switch proto {
+	case EtherTypeIPv4:
+		return len(b) >= ipv4MinimumSize && b[0]>>4 == 4 && b[ipv4ProtocolOffset] == protoTCP
+	case EtherTypeIPv6:
+		return len(b) >= ipv6FixedSize && b[0]>>4 == 6 && b[ipv6NextHdrOffset] == protoTCP
+	}
+	return false
 }
