@@ -35,9 +35,10 @@
 //     and port clause (ldh [x+0] / ldh [x+2]);
 //   - looks one tunnel deep when the IP packet does not carry TCP: VXLAN
 //     (UDP destination port 4789, and 8472 as Linux uses by default),
-//     Geneve (6081, with options) and GRE version 0 (with checksum, key and
-//     sequence number; carrying IPv4, IPv6, Ethernet or ERSPAN types I-III),
-//     with at most one 802.1Q tag on an inner Ethernet frame. The inner IP
+//     Geneve (6081, with options), GRE version 0 (with checksum, key and
+//     sequence number; carrying IPv4, IPv6, Ethernet or ERSPAN types I-III)
+//     and IP in IP (protocols 4 and 41), with at most one 802.1Q tag on an
+//     inner Ethernet frame. The inner IP
 //     packet goes through the same checks, host and port clauses included,
 //     with X-relative loads. This section is laid out after the TCP block,
 //     so a TCP segment that is not in a tunnel runs exactly the instructions
@@ -74,7 +75,7 @@
 // builder.go) that lays out forward jumps and inserts unconditional ja
 // trampolines where a conditional target is too far away.
 //
-// The default program ([Kernel] with zero [Options]) is 379 instructions
-// ([Core] alone is 371, of which the tunnel section with its own IPv6 walk
-// and TCP block is 236); the kernel accepts up to 4096.
+// The default program ([Kernel] with zero [Options]) is 388 instructions
+// ([Core] alone is 380, of which the tunnel section with its own IPv6 walk
+// and TCP block is 245); the kernel accepts up to 4096.
 package filter

@@ -21,8 +21,8 @@ var update = flag.Bool("update", false, "rewrite the golden files under ../testd
 // Default program sizes. Changing the program changes these: update the
 // package documentation and the Core and Kernel doc comments as well.
 const (
-	wantCoreLen   = 371
-	wantKernelLen = 379
+	wantCoreLen   = 380
+	wantKernelLen = 388
 	// maxDefaultLen is the budget for Kernel(Options{}): the program is
 	// copied into every socket, keep it small.
 	maxDefaultLen = 400
@@ -336,6 +336,13 @@ var tunnelCases = []vmCase{
 	{name: "erspan3", base: gre4(0x10, 0, 0x22eb, erspan3Header(false, etherFrame(etherIPv4, rst4))), want: true},
 	{name: "erspan3_subheader", base: gre4(0x10, 0, 0x22eb, erspan3Header(true, etherFrame(etherIPv6, rst6))), want: true},
 	{name: "gre_unknown_protocol", base: gre4(0, 0, 0x8847, rst4)},
+	{name: "ipip", base: ipv4Packet(out4a, out4b, nhIPIP, nil, rst4), want: true},
+	{name: "sit", base: ipv4Packet(out4a, out4b, nhIPv6, nil, rst6), want: true},
+	{name: "ipip6", base: ipv6Packet(out6a, out6b, nil, nhIPIP, rst4), want: true},
+	{name: "ip6ip6_ext", base: ipv6Packet(out6a, out6b, []ext6{optsExt(nhDestOpts, 0)}, nhIPv6, rst6), want: true},
+	{name: "ipip_ack", base: ipv4Packet(out4a, out4b, nhIPIP, nil, ack4)},
+	{name: "ipip_in_ipip", base: ipv4Packet(out4a, out4b, nhIPIP, nil, ipv4Packet(out4a, out4b, nhIPIP, nil, rst4))},
+	{name: "ipip_outer_fragment", base: ipv4Packet(out4a, out4b, nhIPIP, nil, rst4), edit: func(b []byte) []byte { b[7] = 1; return b }},
 }
 
 func init() { vmCases = append(vmCases, tunnelCases...) }
@@ -384,7 +391,7 @@ func snaplen(o filter.Options) uint32 {
 // reference is an independent decoder: it reports whether p, a packet that
 // starts at the IP header, is a TCP RST (or, with o.SYN, a SYN without ACK)
 // that the Ports and Hosts clauses admit, either itself or inside one
-// VXLAN, Geneve or GRE tunnel (see refTunnel). Like the BPF program it
+// VXLAN, Geneve, GRE or IP-in-IP tunnel (see refTunnel). Like the BPF program it
 // ignores length fields and checksums and needs the bytes up to the TCP
 // flags.
 func reference(p []byte, o filter.Options) bool {
@@ -424,7 +431,7 @@ func refIP(p []byte, x int, o filter.Options, outer bool) bool {
 		src, dst = netip.AddrFrom16([16]byte(p[x+8:x+24])), netip.AddrFrom16([16]byte(p[x+24:x+40]))
 		nh, off := p[x+6], x+40
 		for depth := 0; nh != nhTCP; depth++ {
-			if nh == nhUDP || nh == nhGRE {
+			if nh == nhUDP || nh == nhGRE || nh == nhIPIP || nh == nhIPv6 {
 				if outer {
 					return refTunnel(p, off, nh, o)
 				}
@@ -503,6 +510,8 @@ func refTunnel(p []byte, x int, proto byte, o filter.Options) bool {
 	}
 	var payload uint16 // EtherType of what follows x
 	switch proto {
+	case nhIPIP, nhIPv6: // RFC 2003, RFC 4213, RFC 2473: the version nibble decides
+		return refIP(p, x, o, false)
 	case nhUDP:
 		port, ok := u16(x + 2)
 		if !ok {

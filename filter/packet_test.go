@@ -28,9 +28,11 @@ const (
 const (
 	nhHopByHop = 0
 	nhICMP     = 1
+	nhIPIP     = 4
 	nhTCP      = 6
 	nhUDP      = 17
 	nhGRE      = 47
+	nhIPv6     = 41
 	nhRouting  = 43
 	nhFragment = 44
 	nhESP      = 50
