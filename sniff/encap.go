@@ -171,6 +171,14 @@ func vlanLayer(tpid, tci uint16) Layer {
 // objects, outermost first, or null when there are no layers. For example
 //
 //	[{"type":"vlan","id":10},{"type":"vxlan","vni":42,"src":"10.0.0.1","dst":"10.0.0.2"}]
+//
+// Each object has "type" (the EncapType names: vlan, qinq, mpls, pppoe,
+// gre, erspan, vxlan, geneve, gtpu, ipip, sit, ipip6, ip6ip6), then the
+// layer's number under its own key: "id" (vlan, qinq), "label" (mpls),
+// "session" (pppoe, erspan), "key" (gre, only when present), "vni" (vxlan,
+// geneve), "teid" (gtpu); erspan has "version" (1, 2 or 3). "src" and "dst"
+// are the tunnel endpoints, on the first layer behind an IP header. The
+// field names are a contract: add, never rename.
 func (e *Encap) AppendJSON(b []byte) []byte {
 	if e.n == 0 {
 		return append(b, "null"...)
