@@ -19,6 +19,10 @@ const (
 var EventFieldsV1 = []string{"time", "ifname", "ifindex", "direction", "family", "src", "src_port", "dst", "dst_port",
 	"flags", "seq", "ack", "window", "payload_len", "ttl", "tos"}
 
+// EventFieldsV2 are the fields issue 6/7 added: the layers around the
+// connection.
+var EventFieldsV2 = []string{"encap"}
+
 // Namespace names the network namespace a reset was seen in, when
 // rstwatch watches another one (or all of them).
 type Namespace struct {
@@ -30,6 +34,10 @@ type Namespace struct {
 // the newline; ns is nil for this process's own namespace:
 //
 //	15:13:13.476095 lo local 127.0.0.1.7211 > 127.0.0.1.41838: Flags [R.], seq 0, ack 2154306035, win 0, length 0
+//
+// Layers around the connection come before it:
+//
+//	15:13:13.476095 eth0 in vxlan:42[10.0.0.1>10.0.0.2] 10.1.1.1.80 > 10.1.2.1.41838: Flags [R.], ...
 func AppendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []byte {
 	b = e.Time.AppendFormat(b, TextTime)
 	b = append(b, ' ')
@@ -47,6 +55,12 @@ func AppendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []b
 	b = append(b, ' ')
 	b = append(b, e.Direction.String()...)
 	b = append(b, ' ')
+	if e.Encap.Len() > 0 {
+		// Tunnels and tags around the connection, e.g.
+		// vxlan:42[10.0.0.1>10.0.0.2]; no outside string in it.
+		b = e.Encap.AppendText(b)
+		b = append(b, ' ')
+	}
 	b = appendEndpoint(b, e.Src.Addr().AppendTo, e.Src.Port())
 	b = append(b, " > "...)
 	b = appendEndpoint(b, e.Dst.Addr().AppendTo, e.Dst.Port())
@@ -124,6 +138,10 @@ func AppendJSON(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []b
 	} else {
 		b = append(b, "null"...)
 	}
+	// The layers outside the reset's IP packet (tunnels, tags), outermost
+	// first; null for a bare packet. src and dst are the inner connection's.
+	b = append(b, `,"encap":`...)
+	b = e.Encap.AppendJSON(b)
 	b = appendVerdictJSON(b, v)
 	if ns != nil {
 		b = append(b, `,"netns":{"inode":`...)

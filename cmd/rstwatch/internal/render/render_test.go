@@ -119,3 +119,30 @@ func TestAppendJSONContainer(t *testing.T) {
 		t.Errorf("target.process.cgroup = %v", got)
 	}
 }
+
+// TestEncap: the layers around the connection are "encap" in JSON (null
+// when there are none) and come before the connection in the text line;
+// src and dst stay the inner connection's.
+func TestEncap(t *testing.T) {
+	e, v := sampleEvent()
+	var m map[string]any
+	if err := json.Unmarshal(AppendJSON(nil, e, v, nil), &m); err != nil {
+		t.Fatal(err)
+	}
+	if enc, ok := m["encap"]; !ok || enc != nil {
+		t.Errorf("encap = %v (present %v), want null for a bare packet", enc, ok)
+	}
+	e.Encap.PushVLAN(0x8100, 10)
+	e.Encap.Push(sniff.Layer{Type: sniff.EncapVXLAN, HasID: true, ID: 42, Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2")})
+	line := AppendJSON(nil, e, v, nil)
+	if !strings.Contains(string(line), `"encap":[{"type":"vlan","id":10},{"type":"vxlan","vni":42,"src":"10.0.0.1","dst":"10.0.0.2"}]`) {
+		t.Errorf("JSON %s lacks the layers as the issue spells them", line)
+	}
+	if err := json.Unmarshal(line, &m); err != nil || m["src"] != "127.0.0.1" {
+		t.Errorf("JSON %s: %v; src must stay the inner connection's", line, err)
+	}
+	text := string(AppendText(nil, e, v, nil))
+	if !strings.Contains(text, " local vlan:10/vxlan:42[10.0.0.1>10.0.0.2] 127.0.0.1.7211 > 127.0.0.1.41838: ") {
+		t.Errorf("text %q lacks the layers before the connection", text)
+	}
+}
