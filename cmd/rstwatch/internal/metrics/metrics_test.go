@@ -63,7 +63,7 @@ func TestMetricsServer(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stop := httpserve.Serve(ctx, ln, m.Handler())
+	stop := httpserve.Serve(ctx, ln, m.Handler(), nil)
 	defer stop()
 	url := "http://" + ln.Addr().String() + "/metrics"
 
