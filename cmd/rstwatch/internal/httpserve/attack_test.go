@@ -168,12 +168,18 @@ func TestServeUnderAttack(t *testing.T) {
 	for range slow {
 		wg.Go(func() { slowAttacker(ctx, addr) })
 	}
-	var maxGoroutines int
-	var mu sync.Mutex
+	var (
+		maxGoroutines int
+		maxHeap       uint64
+		mu            sync.Mutex
+	)
 	wg.Go(func() {
+		var ms runtime.MemStats
 		for ctx.Err() == nil {
+			runtime.ReadMemStats(&ms)
 			mu.Lock()
 			maxGoroutines = max(maxGoroutines, runtime.NumGoroutine())
+			maxHeap = max(maxHeap, ms.HeapInuse)
 			mu.Unlock()
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -216,9 +222,9 @@ func TestServeUnderAttack(t *testing.T) {
 	}
 	mu.Lock()
 	t.Logf("%d idle + %d slowloris attackers: %d/%d scrapes succeeded (%.1f%%), latency p50 %v p95 %v max %v; "+
-		"server held at most %d connections; goroutines %d before, at most %d during (%d attackers)",
+		"server held at most %d connections; goroutines %d before, at most %d during (%d attackers); heap in use at most %d KiB (clients included)",
 		idle, slow, ok, total, 100*float64(ok)/float64(total), pct(50), pct(95), pct(100),
-		ln.max.Load(), goroutines0, maxGoroutines, idle+slow)
+		ln.max.Load(), goroutines0, maxGoroutines, idle+slow, maxHeap>>10)
 	mu.Unlock()
 	if total < 20 {
 		t.Errorf("only %d scrapes in %v", total, attackFor)

@@ -88,6 +88,9 @@ func ReadRequest(r *bufio.Reader) (Request, error) {
 			target = []byte("/")
 		}
 	}
+	if len(target) == 0 {
+		return req, ErrBadRequest // the target was a bare query ("?x")
+	}
 	req.Path = string(target)
 	for {
 		line, err := readHTTPLine(r)

@@ -267,6 +267,7 @@ func TestReadRequest(t *testing.T) {
 		{"absolute_form", "GET http://h:1/metrics HTTP/1.1\r\n\r\n", Request{"GET", "/metrics", -1}, nil},
 		{"absolute_form_no_path", "GET http://h:1 HTTP/1.1\r\n\r\n", Request{"GET", "/", -1}, nil},
 		{"no_version", "GET /metrics\r\n\r\n", Request{}, ErrBadRequest},
+		{"query_only", "GET ?x HTTP/1.1\r\n\r\n", Request{}, ErrBadRequest},
 		{"http2", "PRI * HTTP/2.0\r\n\r\n", Request{}, ErrBadRequest},
 		{"header_without_colon", "GET / HTTP/1.1\r\nbad\r\n\r\n", Request{}, ErrBadRequest},
 		{"bad_length", "GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", Request{}, ErrBadRequest},
