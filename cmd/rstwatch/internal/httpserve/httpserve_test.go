@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -169,6 +170,8 @@ func closedWithin(c net.Conn, d time.Duration) bool {
 // closes idle connections after its grace period.
 func TestServeEviction(t *testing.T) {
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	var calls atomic.Int32
 	h := testHandler("x 1\n")
 	body := h.Body
@@ -181,6 +184,7 @@ func TestServeEviction(t *testing.T) {
 	ln := &countingListener{Listener: listen(t)}
 	stop := Serve(context.Background(), ln, h, nil)
 	defer stop()
+	defer unblock() // before stop, which waits for the handler
 	addr := ln.Addr().String()
 
 	// The oldest connection is being answered, the others are silent.
@@ -208,7 +212,7 @@ func TestServeEviction(t *testing.T) {
 			t.Errorf("silent connection %d closed, only the oldest should be", i+1)
 		}
 	}
-	close(release)
+	unblock()
 	if err := <-slow; err != nil {
 		t.Errorf("the request being answered failed: %v", err)
 	}
