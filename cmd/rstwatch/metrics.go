@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"syscall"
 
@@ -49,11 +50,12 @@ func listenMetrics(addr string) (net.Listener, error) {
 }
 
 // startMetrics serves m on addr at /metrics until ctx ends or stop is
-// called. Errors are as listenMetrics returns them.
+// called. Errors are as listenMetrics returns them; accept errors while
+// serving (out of file descriptors) are retried and logged to stderr.
 func startMetrics(ctx context.Context, addr string, m *metrics.Registry) (stop func(), err error) {
 	ln, err := listenMetrics(addr)
 	if err != nil {
 		return nil, err
 	}
-	return httpserve.Serve(ctx, ln, m.Handler()), nil
+	return httpserve.Serve(ctx, ln, m.Handler(), os.Stderr), nil
 }

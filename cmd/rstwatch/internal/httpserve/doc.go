@@ -2,7 +2,12 @@
 // --metrics: just enough HTTP for a Prometheus scrape, one resource,
 // GET and HEAD, one request per connection, answered and closed
 // ("Connection: close"), with bounds on header size, time and
-// connections.
+// connections. It is built to keep answering scrapes while clients that
+// hold connections without using them (idle or slowloris) attack it: the
+// whole request has ReadTimeout, and when every connection is taken the
+// oldest one still waiting for its request is closed to make room, once it
+// has had EvictAfter. Accept errors, such as running out of file
+// descriptors, are retried with backoff, as net/http does.
 //
 // net/http would do the same job but links crypto/tls, x509 and HTTP/2
 // into the binary: about 4 MB of an amd64 build, 4.3 MB on mipsle, more

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -63,7 +65,7 @@ func TestServe(t *testing.T) {
 	const exposition = "# HELP rstwatch_resets_total Resets.\n# TYPE rstwatch_resets_total counter\n" +
 		`rstwatch_resets_total{cause="refused",direction="local",port="7211"} 1` + "\n"
 	ln := listen(t)
-	stop := Serve(context.Background(), ln, testHandler(exposition))
+	stop := Serve(context.Background(), ln, testHandler(exposition), nil)
 	defer stop()
 	addr := ln.Addr().String()
 
@@ -131,41 +133,129 @@ func TestServe(t *testing.T) {
 	}
 }
 
-// TestServeLimits checks that silent or surplus clients cannot hold the
-// server: connections beyond MaxConns are closed at once, and stop closes
-// idle ones after its grace period.
-func TestServeLimits(t *testing.T) {
-	ln := listen(t)
-	stop := Serve(context.Background(), ln, testHandler("x 1\n"))
-	var idle []net.Conn
-	for range MaxConns {
+// dialN opens n connections to ln that send nothing, and waits until the
+// server holds all of them (in the order dialled).
+func dialN(t *testing.T, ln *countingListener, n int) []net.Conn {
+	t.Helper()
+	var cs []net.Conn
+	for range n {
+		want := ln.open.Load() + 1
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatalf("failed to dial: %v", err)
 		}
-		defer c.Close()
-		idle = append(idle, c)
+		t.Cleanup(func() { c.Close() })
+		cs = append(cs, c)
+		for deadline := time.Now().Add(2 * time.Second); ln.open.Load() < want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("server holds %d connections, want %d", ln.open.Load(), want)
+			}
+		}
 	}
-	time.Sleep(100 * time.Millisecond) // all accepted and waiting for a request
-	extra, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatalf("failed to dial: %v", err)
+	return cs
+}
+
+// closedWithin reports whether the server closes c within d, having sent
+// nothing.
+func closedWithin(c net.Conn, d time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(d))
+	n, err := c.Read(make([]byte, 1))
+	return n == 0 && err == io.EOF
+}
+
+// TestServeEviction checks that silent clients holding every connection
+// cannot lock a scrape out: a connection beyond MaxConns is served once
+// the oldest silent one has had EvictAfter to send a request, and that one
+// alone is closed; a connection being answered is never evicted; stop
+// closes idle connections after its grace period.
+func TestServeEviction(t *testing.T) {
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	var calls atomic.Int32
+	h := testHandler("x 1\n")
+	body := h.Body
+	h.Body = func(b []byte) []byte {
+		if calls.Add(1) == 1 {
+			<-release // the first request is slow to answer
+		}
+		return body(b)
 	}
-	defer extra.Close()
-	extra.SetReadDeadline(time.Now().Add(2 * time.Second))
-	if n, err := extra.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("connection beyond the limit: read %d, %v; want EOF", n, err)
+	ln := &countingListener{Listener: listen(t)}
+	stop := Serve(context.Background(), ln, h, nil)
+	defer stop()
+	defer unblock() // before stop, which waits for the handler
+	addr := ln.Addr().String()
+
+	// The oldest connection is being answered, the others are silent.
+	slow := make(chan error, 1)
+	go func() { slow <- scrapeOnce(addr, "x 1\n", 5*time.Second) }()
+	for deadline := time.Now().Add(2 * time.Second); calls.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first request did not reach the handler")
+		}
 	}
+	idle := dialN(t, ln, MaxConns-1)
+
 	start := time.Now()
+	if err := scrapeOnce(addr, "x 1\n", 2*time.Second); err != nil {
+		t.Fatalf("scrape with %d connections taken: %v", MaxConns, err)
+	}
+	if d := time.Since(start); d > EvictAfter+time.Second {
+		t.Errorf("scrape took %v with every connection taken, want about EvictAfter (%v)", d, EvictAfter)
+	}
+	if !closedWithin(idle[0], time.Second) {
+		t.Errorf("the oldest silent connection was not closed to make room")
+	}
+	for i, c := range idle[1:] {
+		if closedWithin(c, time.Millisecond) {
+			t.Errorf("silent connection %d closed, only the oldest should be", i+1)
+		}
+	}
+	unblock()
+	if err := <-slow; err != nil {
+		t.Errorf("the request being answered failed: %v", err)
+	}
+
+	start = time.Now()
 	stop()
 	if d := time.Since(start); d > StopGrace+time.Second {
 		t.Errorf("stop took %v with idle connections", d)
 	}
-	for _, c := range idle {
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
-			t.Errorf("idle connection after stop: %v, want EOF", err)
+	for _, c := range idle[1:] {
+		if !closedWithin(c, time.Second) {
+			t.Errorf("idle connection still open after stop")
 		}
+	}
+}
+
+// TestServeReadTimeout checks that a client sending its request a byte at
+// a time (slowloris) is closed ReadTimeout after it connected, however
+// often it sends.
+func TestServeReadTimeout(t *testing.T) {
+	ln := listen(t)
+	stop := Serve(context.Background(), ln, testHandler("x 1\n"), nil)
+	defer stop()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("failed to dial: %v", err)
+	}
+	defer c.Close()
+	start := time.Now()
+	req := "GET /metrics HTTP/1.1\r\nX-Slow: " + strings.Repeat("a", 1000)
+	for i := 0; ; i++ {
+		if _, err := c.Write([]byte{req[i%len(req)]}); err != nil {
+			break
+		}
+		if closedWithin(c, 100*time.Millisecond) {
+			break
+		}
+		if time.Since(start) > ReadTimeout+time.Second {
+			t.Fatalf("connection sending a byte every 100ms still open after %v", time.Since(start))
+		}
+	}
+	if d := time.Since(start); d < ReadTimeout-200*time.Millisecond {
+		t.Errorf("closed after %v, before ReadTimeout (%v)", d, ReadTimeout)
 	}
 }
 
@@ -181,6 +271,7 @@ func TestReadRequest(t *testing.T) {
 		{"absolute_form", "GET http://h:1/metrics HTTP/1.1\r\n\r\n", Request{"GET", "/metrics", -1}, nil},
 		{"absolute_form_no_path", "GET http://h:1 HTTP/1.1\r\n\r\n", Request{"GET", "/", -1}, nil},
 		{"no_version", "GET /metrics\r\n\r\n", Request{}, ErrBadRequest},
+		{"query_only", "GET ?x HTTP/1.1\r\n\r\n", Request{}, ErrBadRequest},
 		{"http2", "PRI * HTTP/2.0\r\n\r\n", Request{}, ErrBadRequest},
 		{"header_without_colon", "GET / HTTP/1.1\r\nbad\r\n\r\n", Request{}, ErrBadRequest},
 		{"bad_length", "GET / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", Request{}, ErrBadRequest},

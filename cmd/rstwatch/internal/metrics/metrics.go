@@ -190,8 +190,7 @@ func (m *Registry) snapshot() ([]resetSample, func() uint64) {
 // format 0.0.4, reading the kernel counters now.
 func (m *Registry) AppendExposition(b []byte) []byte {
 	resets, drops := m.snapshot()
-	b = appendMetricHeader(b, "rstwatch_resets_total",
-		fmt.Sprintf("TCP resets captured, by cause, direction and port (the %d ports with the most resets; the rest are port=\"other\").", TopPorts))
+	b = appendMetricHeader(b, "rstwatch_resets_total", portHelp)
 	for _, s := range resets {
 		b = append(b, "rstwatch_resets_total{cause="...)
 		b = safe.AppendLabel(b, s.cause)
@@ -255,12 +254,38 @@ func appendMetricHeader(b []byte, name, help string) []byte {
 	return append(b, " counter\n"...)
 }
 
-// Observe counts the reset e with its verdict v, under the port of the
-// reset's sender (the server's, for a refused or rejected connection). It
-// does not allocate once the (cause, direction) pair has been seen.
+// Observe counts the reset e with its verdict v, under its service port
+// (ServicePort). It does not allocate once the (cause, direction) pair has
+// been seen.
 func (m *Registry) Observe(e *sniff.Event, v *explain.Verdict) {
-	m.ObserveReset(v.Cause.String(), e.Direction.String(), e.Src.Port())
+	m.ObserveReset(v.Cause.String(), e.Direction.String(), ServicePort(e, v))
 }
+
+// ServicePort is the port a reset is counted under: the server end of its
+// connection, the end that listened, so that resets sent by clients from
+// ephemeral ports do not each make a series. That is the reset's source
+// port for a refused, rejected or overflow reset (the answer of a listening
+// host to a SYN) and for any reset whose sender had a listener bound to
+// its address and port (Verdict.Sender.Listening); otherwise, the verdict
+// cannot tell which end listened (a client's abort, a stale reset, a file
+// read offline), and it is the lower of the two ports, which is the
+// service's for any client whose ephemeral port is above it.
+func ServicePort(e *sniff.Event, v *explain.Verdict) uint16 {
+	src, dst := e.Src.Port(), e.Dst.Port()
+	switch {
+	case v.Cause == explain.Refused, v.Cause == explain.Rejected, v.Cause == explain.Overflow,
+		v.Sender.Listening == explain.True:
+		return src
+	}
+	return min(src, dst)
+}
+
+// portHelp is the HELP text of rstwatch_resets_total: the rule of
+// ServicePort, and the bound on port labels.
+var portHelp = fmt.Sprintf("TCP resets captured, by cause, direction and port. port is the service port, "+
+	"the end of the connection that listened: the reset's source port for a refused, rejected or overflow reset "+
+	"or when a listener was bound to it, else the lower of the two ports. "+
+	"The %d ports with the most resets get their own port label; the rest are port=\"other\".", TopPorts)
 
 // ContentType is the media type of the exposition format 0.0.4.
 const ContentType = "text/plain; version=0.0.4; charset=utf-8"

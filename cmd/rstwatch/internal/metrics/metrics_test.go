@@ -67,7 +67,7 @@ func TestMetricsServer(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stop := httpserve.Serve(ctx, ln, m.Handler())
+	stop := httpserve.Serve(ctx, ln, m.Handler(), nil)
 	defer stop()
 	url := "http://" + ln.Addr().String() + "/metrics"
 
@@ -331,5 +331,65 @@ func TestHostileLabels(t *testing.T) {
 	}
 	if n := len(fams["rstwatch_resets_total"].Samples); n != len(safetest.Hostile) {
 		t.Errorf("%d series for %d label values:\n%s", n, len(safetest.Hostile), body)
+	}
+}
+
+// resetEvent is a reset from src to dst, as the capture would report it.
+func resetEvent(src, dst string) *sniff.Event {
+	return &sniff.Event{Direction: sniff.Local, Segment: sniff.Segment{
+		Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst), Flags: sniff.FlagRST}}
+}
+
+// TestServicePort checks the port label's rule: the end that listened.
+func TestServicePort(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		src, dst string
+		v        explain.Verdict
+		want     uint16
+	}{
+		{"refused", "127.0.0.1:7211", "127.0.0.1:45700", explain.Verdict{Cause: explain.Refused}, 7211},
+		{"rejected_high_port", "10.0.0.1:60000", "10.0.0.2:1234", explain.Verdict{Cause: explain.Rejected}, 60000},
+		{"overflow", "10.0.0.1:8080", "10.0.0.2:40000", explain.Verdict{Cause: explain.Overflow}, 8080},
+		{"abort_by_server", "10.0.0.1:9000", "10.0.0.2:80",
+			explain.Verdict{Cause: explain.Abort, Sender: explain.Sender{Local: explain.True, Listening: explain.True}}, 9000},
+		{"abort_by_client", "10.0.0.2:45000", "10.0.0.1:7300",
+			explain.Verdict{Cause: explain.Abort, Sender: explain.Sender{Local: explain.True, Listening: explain.False}}, 7300},
+		{"stale_from_client", "10.0.0.2:50000", "10.0.0.1:8080",
+			explain.Verdict{Cause: explain.Stale, Sender: explain.Sender{Local: explain.False}}, 8080},
+		{"abort_offline", "[2001:db8::1]:443", "[2001:db8::2]:51000", explain.Verdict{Cause: explain.Abort, Offline: true}, 443},
+		{"unknown_remote", "192.0.2.1:33000", "192.0.2.2:22", explain.Verdict{Cause: explain.Unknown}, 22},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ServicePort(resetEvent(tt.src, tt.dst), &tt.v); got != tt.want {
+				t.Errorf("ServicePort(%s -> %s, %+v) = %d, want %d", tt.src, tt.dst, tt.v, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestObserveServicePort checks that resets sent by clients from ephemeral
+// ports make one series, their service's, not one per client port.
+func TestObserveServicePort(t *testing.T) {
+	m := New(proc.FS{})
+	v := explain.Verdict{Cause: explain.Abort, Sender: explain.Sender{Local: explain.True, Listening: explain.False}}
+	for i := range 100 {
+		m.Observe(resetEvent(fmt.Sprintf("127.0.0.1:%d", 40000+i), "127.0.0.1:7300"), &v)
+	}
+	refused := explain.Verdict{Cause: explain.Refused}
+	m.Observe(resetEvent("127.0.0.1:7211", "127.0.0.1:45700"), &refused)
+	want := map[string]float64{
+		`rstwatch_resets_total{cause="abort",direction="local",port="7300",}`:   100,
+		`rstwatch_resets_total{cause="refused",direction="local",port="7211",}`: 1,
+	}
+	if got := resetSeries(t, m); !maps.Equal(got, want) {
+		t.Errorf("series:\n%v\nwant:\n%v", got, want)
+	}
+	fams, err := promtest.Parse(string(m.AppendExposition(nil)))
+	if err != nil {
+		t.Fatalf("invalid exposition: %v", err)
+	}
+	if help := fams["rstwatch_resets_total"].Help; !strings.Contains(help, "port is the service port") {
+		t.Errorf("HELP does not state the port rule: %q", help)
 	}
 }
