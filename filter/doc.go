@@ -30,7 +30,17 @@
 //     register carries the offset of the current header and scratch word M[0]
 //     is used while advancing it;
 //   - tests the TCP flags byte at [x+13]: RST, or with [Options.SYN] also SYN
-//     without ACK;
+//     without ACK, or with [Options.Failures] any segment with RST or SYN
+//     (SYN-ACKs included) in one test (jset #0x06);
+//   - with [Options.Failures], accepts ICMP errors (type 3, destination
+//     unreachable, every code; type 11, time exceeded) and ICMPv6 errors
+//     (type 1, every code; type 3) whose quoted packet is TCP with at least
+//     8 bytes of header. The quoted packet goes through the tunnel section's
+//     inner checks, so the host and port clauses apply to the connection the
+//     error is about; scratch word M[3] tells the TCP block not to read the
+//     quoted flags (a router need quote only 8 bytes, RFC 792). ICMP is
+//     tested after UDP, GRE and IP in IP, so bulk traffic pays nothing: an
+//     IPv4 ACK still takes 19 instructions (21 with [Options.SYN] alone);
 //   - applies the optional host clause (IPv4 [12]/[16], IPv6 [8:24]/[24:40])
 //     and port clause (ldh [x+0] / ldh [x+2]);
 //   - looks one tunnel deep when the IP packet does not carry TCP: VXLAN

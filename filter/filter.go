@@ -48,6 +48,17 @@ type Options struct {
 	// SYN also accepts TCP SYNs without ACK (used to attribute the reset
 	// that answers them), subject to the same Ports and Hosts clauses.
 	SYN bool
+	// Failures also accepts what tells of a connection that failed without
+	// a reset: SYN-ACKs (and SYNs: Failures implies SYN), so a handshake
+	// sent again can be seen, and ICMP and ICMPv6 errors that quote a TCP
+	// segment (destination unreachable with every code, administratively
+	// prohibited included, and time exceeded). Ports and Hosts apply to the
+	// quoted segment, the connection the error is about, not to the
+	// router or host that sent the error. Bulk traffic pays nothing for it:
+	// TCP segments without SYN or RST take the same path (one instruction
+	// shorter), and only packets that are neither TCP nor UDP reach the
+	// ICMP checks.
+	Failures bool
 	// Snaplen is the number of bytes returned for an accepted packet; 0
 	// means DefaultSnaplen.
 	Snaplen uint32
@@ -60,6 +71,7 @@ type Options struct {
 // Protocol numbers (RFC 791, RFC 8200 and the IANA registry) and offsets.
 const (
 	protoHopByHop = 0  // IPv6 hop-by-hop options, RFC 8200 section 4.3
+	protoICMP     = 1  // RFC 792
 	protoTCP      = 6  // RFC 9293
 	protoRouting  = 43 // RFC 8200 section 4.4
 	protoFragment = 44 // RFC 8200 section 4.5
@@ -85,17 +97,18 @@ const (
 
 // spec is Options validated and normalised.
 type spec struct {
-	ports   []uint16
-	hosts4  []uint32    // IPv4 addresses as big-endian words
-	hosts6  [][4]uint32 // IPv6 addresses as four big-endian words
-	hosts   bool        // a host clause applies
-	syn     bool
-	snaplen uint32
-	ifaces  []uint32
+	ports    []uint16
+	hosts4   []uint32    // IPv4 addresses as big-endian words
+	hosts6   [][4]uint32 // IPv6 addresses as four big-endian words
+	hosts    bool        // a host clause applies
+	syn      bool
+	failures bool
+	snaplen  uint32
+	ifaces   []uint32
 }
 
 func (o Options) spec() (*spec, error) {
-	s := &spec{syn: o.SYN, snaplen: o.Snaplen}
+	s := &spec{syn: o.SYN || o.Failures, failures: o.Failures, snaplen: o.Snaplen}
 	if s.snaplen == 0 {
 		s.snaplen = DefaultSnaplen
 	}
@@ -265,7 +278,7 @@ func (s *spec) core(b *builder) {
 	b.mark(v6)
 	s.ipv6(b, reject6, tunnel6)
 	b.mark(tcp)
-	s.tcp(b)
+	s.tcp(b, false)
 	s.tunnels(b, tunnel4, tunnel6)
 }
 
@@ -443,8 +456,19 @@ const (
 
 // Scratch memory words. M[0] is the IPv6 walk's.
 const (
-	memProto = 1 // the protocol a tunnel header announces
-	memFlags = 2 // GRE flags
+	memProto  = 1 // the protocol a tunnel header announces
+	memFlags  = 2 // GRE flags
+	memQuoted = 3 // 1: the inner packet is quoted by an ICMP error (Failures only)
+)
+
+// ICMP and ICMPv6 error types (RFC 792, RFC 4443) that Failures accepts.
+const (
+	protoICMPv6          = 58
+	icmpDestUnreachable  = 3  // every code: net, host, port, admin prohibited, ...
+	icmpTimeExceeded     = 11 // TTL exceeded in transit
+	icmp6DestUnreachable = 1  // no route, admin prohibited, address, port, reject route
+	icmp6TimeExceeded    = 3  // hop limit exceeded
+	icmpErrorHeader      = 8  // type, code, checksum, 4 unused bytes, then the quoted packet
 )
 
 // tunnels emits the tunnel section: it finds the inner IP packet of VXLAN
@@ -458,15 +482,23 @@ const (
 // layer type and X = its offset.
 func (s *spec) tunnels(b *builder, tunnel4, tunnel6 label) {
 	udp, gre, greProto, payload, ether, inner, reject := b.label(), b.label(), b.label(), b.label(), b.label(), b.label(), b.label()
+	innerQ := b.label() // the inner packet, with M[3] set (Failures only)
 
 	// IPv4: the same fragment and IHL checks as for TCP, X = IHL*4.
 	b.mark(tunnel4)
-	u4, g4, i4 := b.label(), b.label(), b.label()
+	u4, g4, i4, c4, icmp4, icmp6, quoted := b.label(), b.label(), b.label(), b.label(), b.label(), b.label(), b.label()
 	b.jumpIf(bpf.JumpEqual, protoUDP, u4, next)
 	b.jumpIf(bpf.JumpEqual, protoGRE, g4, next)
 	b.jumpIf(bpf.JumpEqual, protoIPIP, i4, next)
-	b.jumpIf(bpf.JumpEqual, protoIPv6, i4, reject)
-	for _, t := range []struct{ from, to label }{{u4, udp}, {g4, gre}, {i4, inner}} {
+	from := []struct{ from, to label }{{u4, udp}, {g4, gre}, {i4, inner}}
+	if s.failures {
+		b.jumpIf(bpf.JumpEqual, protoIPv6, i4, next)
+		b.jumpIf(bpf.JumpEqual, protoICMP, c4, reject)
+		from = append(from, struct{ from, to label }{c4, icmp4})
+	} else {
+		b.jumpIf(bpf.JumpEqual, protoIPv6, i4, reject)
+	}
+	for _, t := range from {
 		b.mark(t.from)
 		b.emit(bpf.LoadAbsolute{Off: 6, Size: 2})
 		b.jumpIf(bpf.JumpBitsSet, 0x1fff, reject, next)
@@ -480,7 +512,32 @@ func (s *spec) tunnels(b *builder, tunnel4, tunnel6 label) {
 	b.jumpIf(bpf.JumpEqual, protoUDP, udp, next)
 	b.jumpIf(bpf.JumpEqual, protoGRE, gre, next)
 	b.jumpIf(bpf.JumpEqual, protoIPIP, inner, next)
-	b.jumpIf(bpf.JumpEqual, protoIPv6, inner, reject)
+	if s.failures {
+		b.jumpIf(bpf.JumpEqual, protoIPv6, inner, next)
+		b.jumpIf(bpf.JumpEqual, protoICMPv6, icmp6, reject)
+
+		// ICMP errors (X = ICMP header): the quoted packet follows the 8
+		// byte header and holds the IP header and at least 8 bytes of
+		// TCP (RFC 792; RFC 4443 quotes as much as fits), enough for
+		// the ports. M[3] = 1 tells the TCP block not to look at flags.
+		b.mark(icmp4)
+		b.emit(bpf.LoadIndirect{Off: 0, Size: 1}) // A = type
+		b.jumpIf(bpf.JumpEqual, icmpDestUnreachable, quoted, next)
+		b.jumpIf(bpf.JumpEqual, icmpTimeExceeded, quoted, reject)
+		b.mark(icmp6)
+		b.emit(bpf.LoadIndirect{Off: 0, Size: 1})
+		b.jumpIf(bpf.JumpEqual, icmp6DestUnreachable, quoted, next)
+		b.jumpIf(bpf.JumpEqual, icmp6TimeExceeded, quoted, reject)
+		b.mark(quoted)
+		b.emit(bpf.TXA{})
+		b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAdd, Val: icmpErrorHeader})
+		b.emit(bpf.TAX{})
+		b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: 1})
+		b.emit(bpf.StoreScratch{Src: bpf.RegA, N: memQuoted})
+		b.jump(innerQ)
+	} else {
+		b.jumpIf(bpf.JumpEqual, protoIPv6, inner, reject)
+	}
 
 	// UDP: the destination port says which tunnel (X = UDP header).
 	vx, gen := b.label(), b.label()
@@ -602,6 +659,13 @@ func (s *spec) tunnels(b *builder, tunnel4, tunnel6 label) {
 
 	// The inner IP packet at X.
 	b.mark(inner)
+	if s.failures {
+		// Every path into innerIP writes M[3] (the kernel rejects a
+		// program that may read scratch memory no path wrote).
+		b.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: 0})
+		b.emit(bpf.StoreScratch{Src: bpf.RegA, N: memQuoted})
+	}
+	b.mark(innerQ)
 	s.innerIP(b, reject)
 	b.mark(reject)
 	b.emit(bpf.RetConstant{Val: 0}) // not a tunnel, or nothing acceptable in it
@@ -642,22 +706,33 @@ func (s *spec) innerIP(b *builder, reject label) {
 	walk6(b, tcp, reject, reject)
 
 	b.mark(tcp)
-	s.tcp(b)
+	s.tcp(b, s.failures)
 }
 
 // tcp emits the TCP block: flags, then the port clause, then the verdicts.
-// X holds the TCP header offset.
-func (s *spec) tcp(b *builder) {
+// X holds the TCP header offset. With quoted, M[3] = 1 says the segment is
+// quoted by an ICMP error: only its first 8 bytes are sure to be there, so
+// its flags are not looked at, only its ports.
+func (s *spec) tcp(b *builder, quoted bool) {
 	accept, reject := b.label(), b.label()
 	flagsOK := accept
 	if len(s.ports) > 0 {
 		flagsOK = b.label()
 	}
+	q := b.label()
+	if quoted {
+		b.emit(bpf.LoadScratch{Dst: bpf.RegA, N: memQuoted})
+		b.jumpIf(bpf.JumpEqual, 1, q, next)
+	}
 
 	// Flags byte (RFC 9293 section 3.1). Loading it also proves that the
 	// packet holds 14 bytes of TCP header: shorter ones end here with 0.
 	b.emit(bpf.LoadIndirect{Off: tcpFlagsOff, Size: 1})
-	if s.syn {
+	if s.failures {
+		// RST, SYN or SYN-ACK: one test, so a bulk segment (ACK, PSH,
+		// FIN) costs one instruction less than with SYN alone.
+		b.jumpIf(bpf.JumpBitsSet, tcpRST|tcpSYN, flagsOK, reject)
+	} else if s.syn {
 		b.jumpIf(bpf.JumpBitsSet, tcpRST, flagsOK, next)
 		// SYN without ACK: the connection attempt a reset may answer.
 		b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpACK})
@@ -666,6 +741,13 @@ func (s *spec) tcp(b *builder) {
 		b.jumpIf(bpf.JumpBitsSet, tcpRST, flagsOK, reject)
 	}
 
+	if quoted {
+		// A quoted segment: its first 8 bytes (ports and sequence
+		// number) must be there, as RFC 792 promises; the load proves
+		// it (a shorter packet ends here with 0).
+		b.mark(q)
+		b.emit(bpf.LoadIndirect{Off: 4, Size: 4})
+	}
 	if len(s.ports) > 0 {
 		// Port clause: source [x+0] or destination [x+2] must be listed.
 		b.mark(flagsOK)

@@ -46,8 +46,10 @@ var (
 		SYN:     true,
 		Snaplen: 48,
 	}
-	optManyPorts = filter.Options{Ports: manyPorts(filter.MaxPorts, 80)}
-	optManyHosts = filter.Options{Hosts: manyHosts(filter.MaxHosts, dst6)}
+	optFailures    = filter.Options{Failures: true}
+	optFailuresAll = filter.Options{Ports: []uint16{80}, Hosts: []netip.Addr{dst4, dst6}, Failures: true}
+	optManyPorts   = filter.Options{Ports: manyPorts(filter.MaxPorts, 80)}
+	optManyHosts   = filter.Options{Hosts: manyHosts(filter.MaxHosts, dst6)}
 )
 
 var optionSets = []struct {
@@ -61,6 +63,8 @@ var optionSets = []struct {
 	{"host6", optHost6},
 	{"mixed", optMixed},
 	{"all", optAll},
+	{"failures", optFailures},
+	{"failures_all", optFailuresAll},
 	{"many_ports", optManyPorts},
 	{"many_hosts", optManyHosts},
 }
@@ -395,11 +399,26 @@ func snaplen(o filter.Options) uint32 {
 // ignores length fields and checksums and needs the bytes up to the TCP
 // flags.
 func reference(p []byte, o filter.Options) bool {
-	return refIP(p, 0, o, true)
+	return refIP(p, 0, o, true, false)
 }
 
-// refIP decodes the IP packet at p[x:]; outer says tunnels may follow.
-func refIP(p []byte, x int, o filter.Options, outer bool) bool {
+// refICMP decodes, with o.Failures, the ICMP (v6 false) or ICMPv6 error at
+// p[x:]: destination unreachable or time exceeded, quoting a TCP segment
+// that the Ports and Hosts clauses admit; its flags are not looked at.
+func refICMP(p []byte, x int, v6 bool, o filter.Options) bool {
+	if !o.Failures || len(p) <= x {
+		return false
+	}
+	switch t := p[x]; {
+	case !v6 && (t == 3 || t == 11), v6 && (t == 1 || t == 3):
+		return refIP(p, x+8, o, false, true)
+	}
+	return false
+}
+
+// refIP decodes the IP packet at p[x:]; outer says tunnels may follow;
+// quoted that it is quoted by an ICMP error.
+func refIP(p []byte, x int, o filter.Options, outer, quoted bool) bool {
 	if len(p) <= x {
 		return false
 	}
@@ -417,6 +436,9 @@ func refIP(p []byte, x int, o filter.Options, outer bool) bool {
 			return false
 		}
 		if p[x+9] != nhTCP {
+			if outer && p[x+9] == nhICMP {
+				return refICMP(p, x+ihl, false, o)
+			}
 			if outer {
 				return refTunnel(p, x+ihl, p[x+9], o)
 			}
@@ -431,6 +453,9 @@ func refIP(p []byte, x int, o filter.Options, outer bool) bool {
 		src, dst = netip.AddrFrom16([16]byte(p[x+8:x+24])), netip.AddrFrom16([16]byte(p[x+24:x+40]))
 		nh, off := p[x+6], x+40
 		for depth := 0; nh != nhTCP; depth++ {
+			if nh == nhICMPv6 && outer {
+				return refICMP(p, off, true, o)
+			}
 			if nh == nhUDP || nh == nhGRE || nh == nhIPIP || nh == nhIPv6 {
 				if outer {
 					return refTunnel(p, off, nh, o)
@@ -460,12 +485,21 @@ func refIP(p []byte, x int, o filter.Options, outer bool) bool {
 	default:
 		return false
 	}
-	if len(p) < tcp+14 {
-		return false
-	}
-	flags := p[tcp+13]
-	if flags&flagRST == 0 && !(o.SYN && flags&(flagSYN|flagACK) == flagSYN) {
-		return false
+	if quoted {
+		// An ICMP error quotes at least 8 bytes of TCP; flags may be
+		// missing and are not looked at.
+		if len(p) < tcp+8 {
+			return false
+		}
+	} else {
+		if len(p) < tcp+14 {
+			return false
+		}
+		flags := p[tcp+13]
+		synOK := o.SYN && flags&(flagSYN|flagACK) == flagSYN || o.Failures && flags&flagSYN != 0
+		if flags&flagRST == 0 && !synOK {
+			return false
+		}
 	}
 	if len(o.Ports) > 0 {
 		sp, dp := be.Uint16(p[tcp:]), be.Uint16(p[tcp+2:])
@@ -477,6 +511,11 @@ func refIP(p []byte, x int, o filter.Options, outer bool) bool {
 			return false
 		}
 	}
+	return refHosts(o, src, dst)
+}
+
+// refHosts is the host clause: src or dst must be listed.
+func refHosts(o filter.Options, src, dst netip.Addr) bool {
 	if len(o.Hosts) > 0 {
 		found := false
 		for _, h := range o.Hosts {
@@ -511,7 +550,7 @@ func refTunnel(p []byte, x int, proto byte, o filter.Options) bool {
 	var payload uint16 // EtherType of what follows x
 	switch proto {
 	case nhIPIP, nhIPv6: // RFC 2003, RFC 4213, RFC 2473: the version nibble decides
-		return refIP(p, x, o, false)
+		return refIP(p, x, o, false, false)
 	case nhUDP:
 		port, ok := u16(x + 2)
 		if !ok {
@@ -584,7 +623,7 @@ func refTunnel(p []byte, x int, proto byte, o filter.Options) bool {
 	if payload != 0x0800 && payload != 0x86dd {
 		return false
 	}
-	return refIP(p, x, o, false)
+	return refIP(p, x, o, false, false)
 }
 
 // FuzzCore runs arbitrary bytes through Core in the VM for every option set:

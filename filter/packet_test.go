@@ -222,3 +222,56 @@ func erspan3Header(sub bool, frame []byte) []byte {
 	}
 	return append(h, frame...)
 }
+
+// icmpError returns an ICMP (v6 false) or ICMPv6 error of type and code
+// from a router, quoting the packet q.
+func icmpError(v6 bool, typ, code byte, q []byte) []byte {
+	body := append([]byte{typ, code, 0, 0, 0, 0, 0, 0}, q...)
+	if v6 {
+		return ipv6Packet(out6a, src6, nil, nhICMPv6, body)
+	}
+	return ipv4Packet(out4a, src4, nhICMP, nil, body)
+}
+
+// syn4 is a SYN from src4 to dst4 port 80, as an ICMP error quotes it
+// (syn6 is its IPv6 twin).
+var syn4 = ipv4Packet(src4, dst4, nhTCP, nil, tcpHeader(40000, 80, flagSYN, 0))
+
+// failureCases are the VM table's cases for Options.Failures.
+var failureCases = []vmCase{
+	{name: "failures_syn", base: rst4, edit: setFlags(20, flagSYN), opts: optFailures, want: true},
+	{name: "failures_syn_ack", base: rst4, edit: setFlags(20, flagSYN|flagACK), opts: optFailures, want: true},
+	{name: "failures_ipv6_syn_ack", base: rst6, edit: setFlags(40, flagSYN|flagACK), opts: optFailures, want: true},
+	{name: "failures_ack", base: rst4, edit: setFlags(20, flagACK), opts: optFailures},
+	{name: "failures_fin_ack", base: rst6, edit: setFlags(40, flagFIN|flagACK), opts: optFailures},
+	{name: "failures_rst", base: rst4, opts: optFailures, want: true},
+	{name: "icmp_port_unreachable", base: icmpError(false, 3, 3, syn4), opts: optFailures, want: true},
+	{name: "icmp_port_unreachable_default", base: icmpError(false, 3, 3, syn4)},
+	{name: "icmp_port_unreachable_syn_option", base: icmpError(false, 3, 3, syn4), opts: optSYN},
+	{name: "icmp_admin_prohibited", base: icmpError(false, 3, 13, syn4), opts: optFailures, want: true},
+	{name: "icmp_time_exceeded", base: icmpError(false, 11, 0, syn4), opts: optFailures, want: true},
+	{name: "icmp_echo_reply", base: icmpError(false, 0, 0, syn4), opts: optFailures},
+	{name: "icmp_redirect", base: icmpError(false, 5, 1, syn4), opts: optFailures},
+	{name: "icmp_quoted_8_bytes", base: icmpError(false, 3, 1, syn4[:28]), opts: optFailures, want: true},
+	{name: "icmp_quoted_7_bytes", base: icmpError(false, 3, 1, syn4[:27]), opts: optFailures},
+	{name: "icmp_quoted_udp", base: icmpError(false, 3, 3, ipv4Packet(src4, dst4, nhUDP, nil, make([]byte, 8))), opts: optFailures},
+	{name: "icmp_quoted_fragment", base: icmpError(false, 3, 3, syn4), edit: func(b []byte) []byte { b[20+8+7] = 1; return b }, opts: optFailures},
+	{name: "icmp_outer_fragment", base: icmpError(false, 3, 3, syn4), edit: func(b []byte) []byte { b[7] = 1; return b }, opts: optFailures},
+	{name: "icmp_port_host_match", base: icmpError(false, 3, 3, syn4), opts: optFailuresAll, want: true},
+	{name: "icmp_other_port", base: icmpError(false, 3, 3, ipv4Packet(src4, dst4, nhTCP, nil, tcpHeader(40000, 81, flagSYN, 0))), opts: optFailuresAll},
+	{name: "icmp_other_host", base: icmpError(false, 3, 3, ipv4Packet(src4, out4b, nhTCP, nil, tcpHeader(40000, 80, flagSYN, 0))), opts: optFailuresAll},
+	{name: "icmp6_admin_prohibited", base: icmpError(true, 1, 1, syn6), opts: optFailures, want: true},
+	{name: "icmp6_port_unreachable", base: icmpError(true, 1, 4, syn6), opts: optFailures, want: true},
+	{name: "icmp6_time_exceeded", base: icmpError(true, 3, 0, syn6), opts: optFailures, want: true},
+	{name: "icmp6_port_host_match", base: icmpError(true, 1, 4, syn6), opts: optFailuresAll, want: true},
+	{name: "icmp6_packet_too_big", base: icmpError(true, 2, 0, syn6), opts: optFailures},
+	{name: "icmp6_echo_request", base: icmpError(true, 128, 0, syn6), opts: optFailures},
+	{name: "icmp6_quoted_8_bytes", base: icmpError(true, 1, 0, syn6[:48]), opts: optFailures, want: true},
+	{name: "icmp6_quoted_7_bytes", base: icmpError(true, 1, 0, syn6[:47]), opts: optFailures},
+	{name: "icmp6_default", base: icmpError(true, 1, 4, syn6)},
+	{name: "icmp_in_ipip", base: ipv4Packet(out4a, out4b, nhIPIP, nil, icmpError(false, 3, 3, syn4)), opts: optFailures},
+	{name: "failures_ipip_rst", base: ipv4Packet(out4a, out4b, nhIPIP, nil, rst4), opts: optFailures, want: true},
+	{name: "failures_ipip_syn_ack", base: ipv4Packet(out4a, out4b, nhIPIP, nil, syn4), edit: setFlags(40, flagSYN|flagACK), opts: optFailures, want: true},
+}
+
+func init() { vmCases = append(vmCases, failureCases...) }
