@@ -154,6 +154,14 @@ type Segment struct {
 	Payload    []byte
 	// TCPOffset is the offset of the TCP header in the decoded packet.
 	TCPOffset int
+
+	// ICMP is set (ICMP.Valid) when the packet is an ICMP or ICMPv6 error
+	// about a TCP segment (filter.Options.Failures). The fields above then
+	// describe the quoted segment, the one the error is about: Family,
+	// Src, Dst and Seq always; Ack, Flags and Window when the error quotes
+	// enough of it (else 0); TTL and TOS are the error's own; TCPHeaderLen,
+	// PayloadLen and Payload are zero.
+	ICMP ICMPError
 }
 
 // Decode parses b, an IPv4 or IPv6 packet starting at its IP header, into s.
@@ -183,6 +191,9 @@ func (s *Segment) Decode(b []byte) error {
 			return ErrTruncated
 		}
 		if b[ipv4ProtocolOffset] != protoTCP {
+			if b[ipv4ProtocolOffset] == protoICMP {
+				return s.decodeICMP(b, ihl)
+			}
 			return ErrNotTCP
 		}
 		frag := binary.BigEndian.Uint16(b[ipv4FragOffset:])
@@ -222,6 +233,9 @@ func (s *Segment) Decode(b []byte) error {
 			return err
 		}
 		if next != protoTCP {
+			if next == protoICMPv6 {
+				return s.decodeICMP(b, o)
+			}
 			return ErrNotTCP
 		}
 		off = o
@@ -253,6 +267,7 @@ func (s *Segment) Decode(b []byte) error {
 	s.Urgent = binary.BigEndian.Uint16(tcp[tcpUrgentOffset:])
 	s.TCPHeaderLen = hlen
 	s.TCPOffset = off
+	s.ICMP.From = netip.Addr{} // not an ICMP error
 	s.PayloadLen = end - off - hlen
 	// The captured payload stops at the IP length (Ethernet padding is not
 	// payload) or at the end of the capture, whichever comes first.

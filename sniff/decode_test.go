@@ -265,9 +265,22 @@ func FuzzDecode(f *testing.F) {
 	} {
 		f.Add(spec.build())
 	}
+	for _, e := range icmpCases {
+		f.Add(e.pkt)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var s sniff.Segment
 		if err := s.Decode(b); err != nil {
+			return
+		}
+		if s.ICMP.Valid() {
+			// A quoted segment: at least its first 8 bytes are there.
+			if s.TCPOffset+8 > len(b) || s.TCPHeaderLen != 0 || s.PayloadLen != 0 || s.Payload != nil {
+				t.Fatalf("quoted TCP header at %d of %d bytes, header %d, payload %d", s.TCPOffset, len(b), s.TCPHeaderLen, s.PayloadLen)
+			}
+			if s.ICMP.From.Is4() != (s.Family == sniff.IPv4) || s.Src.Addr().Is4() != (s.Family == sniff.IPv4) {
+				t.Fatalf("ICMP from %v about %v for family %v", s.ICMP.From, s.Src, s.Family)
+			}
 			return
 		}
 		if s.TCPOffset+s.TCPHeaderLen > len(b) || s.TCPHeaderLen < 20 || s.TCPHeaderLen > 60 {

@@ -29,6 +29,7 @@ type dedupKey struct {
 	sport, dport uint16
 	seq, ack     uint32
 	flags        TCPFlags
+	icmp         uint8 // ICMP type + 1 for a quoted segment: the error is not its SYN
 }
 
 type dedupSlot struct {
@@ -45,6 +46,9 @@ func (d *Dedup) Duplicate(e *Event) bool {
 		src: e.Src.Addr().As16(), dst: e.Dst.Addr().As16(),
 		sport: e.Src.Port(), dport: e.Dst.Port(),
 		seq: e.Seq, ack: e.Ack, flags: e.Flags,
+	}
+	if e.ICMP.Valid() {
+		k.icmp = e.ICMP.Type + 1
 	}
 	win := d.Window
 	if win == 0 {
@@ -70,7 +74,7 @@ func (k *dedupKey) hash() uint64 {
 			h *= 1099511628211
 		}
 	}
-	var buf [13]byte
+	var buf [14]byte
 	mix(k.src[:])
 	mix(k.dst[:])
 	binary.BigEndian.PutUint16(buf[0:], k.sport)
@@ -78,6 +82,7 @@ func (k *dedupKey) hash() uint64 {
 	binary.BigEndian.PutUint32(buf[4:], k.seq)
 	binary.BigEndian.PutUint32(buf[8:], k.ack)
 	buf[12] = byte(k.flags)
+	buf[13] = k.icmp
 	mix(buf[:])
 	return h
 }
