@@ -261,7 +261,7 @@ func (s *session) counters() (proc.Counters, error) {
 type metricsSink struct{ m *metrics.Registry }
 
 func (ms metricsSink) Handle(e *pipeline.Event) error {
-	if e.IsReset() {
+	if e.Reported() {
 		ms.m.Observe(&e.Event, &e.Verdict)
 	}
 	return nil

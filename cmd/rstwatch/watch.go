@@ -146,7 +146,7 @@ type lineSink struct {
 }
 
 func (l *lineSink) Handle(e *pipeline.Event) error {
-	if !e.IsReset() {
+	if !e.Reported() {
 		return nil
 	}
 	var ns *render.Namespace

@@ -33,6 +33,15 @@ const (
 	Stale
 	// Unknown: none of the above fits.
 	Unknown
+	// Timeout: a SYN (or SYN-ACK) sent again: nothing answered it
+	// (failures.go).
+	Timeout
+	// Unreachable: an ICMP error said the host or network cannot be
+	// reached (no route, host unreachable, time exceeded).
+	Unreachable
+	// Closed: a stateless reset from a socket its application had already
+	// closed: data arrived after the sender's FIN.
+	Closed
 )
 
 // String returns the JSON spelling.
@@ -48,6 +57,12 @@ func (c Cause) String() string {
 		return "abort"
 	case Stale:
 		return "stale"
+	case Timeout:
+		return "timeout"
+	case Unreachable:
+		return "unreachable"
+	case Closed:
+		return "closed"
 	}
 	return "unknown"
 }
@@ -130,12 +145,21 @@ type Target struct {
 	Process Proc
 }
 
-// Verdict is the explanation of one reset.
+// Verdict is the explanation of one reset, or of another failed
+// connection (Kind).
 type Verdict struct {
-	Cause   Cause
-	Sender  Sender
-	Target  Target
-	Offline bool // explained from a capture file: wire shape only
+	// Kind is what the event reports: a reset, a handshake sent again or
+	// an ICMP error; zero for a segment kept only for attribution.
+	Kind  Kind
+	Cause Cause
+	// Attempts is, for KindUnanswered, how many times the SYN (or
+	// SYN-ACK) has been sent, this one included (2 at the first
+	// retransmission), and First when it was first sent.
+	Attempts int
+	First    time.Time
+	Sender   Sender
+	Target   Target
+	Offline  bool // explained from a capture file: wire shape only
 	// Sampled: attribution was over its budget (Config.Budget) when this
 	// reset came, so it is explained from the packet alone, as Offline.
 	Sampled bool

@@ -37,8 +37,13 @@ type Event struct {
 
 // IsReset reports whether the segment is a reset. Other segments are SYNs
 // that a capture passes for attribution: a capture file keeps them, lines
-// and reports do not.
-func (e *Event) IsReset() bool { return e.Flags.Has(sniff.FlagRST) }
+// and reports do not; or other failed connections (see Reported).
+func (e *Event) IsReset() bool { return e.Flags.Has(sniff.FlagRST) && !e.ICMP.Valid() }
+
+// Reported reports whether the event is a failure to report: a reset, a
+// SYN or SYN-ACK sent again, or an ICMP error (Verdict.Kind says which).
+// The other events handed to sinks are SYNs kept for attribution.
+func (e *Event) Reported() bool { return e.Verdict.Kind != 0 }
 
 // A Sink receives every event of a run. Calls to a run's sinks never
 // overlap, so a sink needs no lock of its own; e and what it points to are
@@ -159,6 +164,9 @@ func Open(ctx context.Context, cfg *Config) (_ *Pipeline, err error) {
 		// while it exists.
 		p.cfg.Capture.Filter.SYN = true
 	}
+	// SYNs and SYN-ACKs sent again, FINs and ICMP errors: the failed
+	// connections that no reset tells of, and data after close.
+	p.cfg.Capture.Filter.Failures = true
 	targets := []*namespaces.Target{cfg.Netns}
 	if cfg.AllNetns {
 		targets = namespaces.Discover(cfg.Proc, map[uint64]bool{})
@@ -214,7 +222,8 @@ func (p *Pipeline) openCapture(ctx context.Context, t *namespaces.Target) (_ *ca
 		}
 	}
 	if cp.explainer == nil {
-		// Without attribution there is no use for SYNs.
+		// Without attribution there is no use for SYNs but to see them
+		// sent again (Filter.Failures).
 		cfg.Filter.SYN = false
 	}
 	if cp.live, err = sniff.Open(&cfg); err != nil {
@@ -305,11 +314,12 @@ func (p *Pipeline) Close() {
 	p.closers = nil
 }
 
-// Run reads segments until ctx ends, the file is exhausted or limit resets
-// were handled (0: no limit), and hands each event to every sink in order.
+// Run reads segments until ctx ends, the file is exhausted or limit
+// failures (resets, unanswered handshakes, ICMP errors) were handled (0: no
+// limit), and hands each event to every sink in order.
 // Resets are explained first: by the kernel's state when attributed, by
 // the packet (and, offline, the file's handshakes) otherwise; SYNs feed the
-// explainer. Run returns the number of resets. Sinks are flushed once more
+// explainer. Run returns the number of failures reported. Sinks are flushed once more
 // before it returns, whatever ended it.
 func (p *Pipeline) Run(ctx context.Context, limit int, sinks ...Sink) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -496,6 +506,9 @@ func (r *run) loop(ctx context.Context, src source, cp *capture) error {
 	var (
 		ev Event
 		x  *explain.Explainer
+		// t remembers handshakes and FINs: SYNs sent again and data
+		// after close (explain.Failure, explain.AfterClose).
+		t = new(explain.Tracker)
 	)
 	if cp != nil {
 		ev.Netns, x = cp.ns, cp.explainer
@@ -516,9 +529,18 @@ func (r *run) loop(ctx context.Context, src source, cp *capture) error {
 			return err
 		}
 		if !ev.IsReset() {
-			ev.Verdict = explain.Verdict{}
 			if x != nil {
 				x.Observe(&ev.Event)
+			}
+			if explain.Failure(t, &ev.Event, &ev.Verdict) {
+				switch {
+				case r.p.file != nil:
+					ev.Verdict.Offline = true
+				case x != nil:
+					x.ExplainFailure(&ev.Event, &ev.Verdict)
+				}
+			} else if ev.Flags&(sniff.FlagSYN|sniff.FlagACK) != sniff.FlagSYN || ev.ICMP.Valid() {
+				continue // a SYN-ACK, FIN or ICMP error kept for the tracker only
 			}
 		} else {
 			switch {
@@ -529,6 +551,8 @@ func (r *run) loop(ctx context.Context, src source, cp *capture) error {
 			default:
 				ev.Verdict = explain.Verdict{Cause: explain.WireCause(&ev.Segment)}
 			}
+			ev.Verdict.Kind = explain.KindReset
+			explain.AfterClose(t, x, &ev.Event, &ev.Verdict)
 		}
 		if err := r.handle(&ev); err != nil {
 			return err
@@ -541,7 +565,7 @@ func (r *run) loop(ctx context.Context, src source, cp *capture) error {
 func (r *run) handle(ev *Event) error {
 	r.p.mu.Lock()
 	defer r.p.mu.Unlock()
-	reset := ev.IsReset()
+	reset := ev.Reported()
 	if reset {
 		if r.limit > 0 && r.n >= r.limit {
 			r.cancel()

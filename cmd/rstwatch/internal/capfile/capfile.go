@@ -85,7 +85,7 @@ func sameFile(a, b string) bool {
 // marked as kept for attribution.
 func (cf *Writer) Handle(e *pipeline.Event) error {
 	comment := synComment
-	if e.IsReset() {
+	if e.Reported() {
 		comment = verdictComment(&e.Verdict)
 	}
 	return cf.write(&e.Event, comment)
@@ -139,6 +139,9 @@ const synComment = "rstwatch: SYN kept for attribution"
 // verdictComment is the pcapng packet comment that carries the attribution.
 func verdictComment(v *explain.Verdict) string {
 	c := "rstwatch: cause=" + v.Cause.String()
+	if v.Kind > explain.KindReset {
+		c = "rstwatch: kind=" + v.Kind.String() + " cause=" + v.Cause.String()
+	}
 	if p := &v.Sender.Process; p.Owned {
 		c += " sender=" + safe.Text(p.Comm) + "/" + strconv.Itoa(p.PID)
 	}

@@ -64,6 +64,10 @@ func AppendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []b
 	b = appendEndpoint(b, e.Src.Addr().AppendTo, e.Src.Port())
 	b = append(b, " > "...)
 	b = appendEndpoint(b, e.Dst.Addr().AppendTo, e.Dst.Port())
+	if v.Kind == explain.KindUnreachable {
+		b = appendICMPText(b, e)
+		return appendFailureText(b, e, v)
+	}
 	b = append(b, ": Flags ["...)
 	b = e.Flags.AppendTo(b)
 	b = append(b, "], seq "...)
@@ -85,6 +89,9 @@ func AppendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []b
 		b = append(b, " ["...)
 		b = safe.AppendText(b, r)
 		b = append(b, ']')
+	}
+	if v.Kind == explain.KindUnanswered {
+		return appendFailureText(b, e, v)
 	}
 	return appendVerdictText(b, e, v)
 }
@@ -143,6 +150,7 @@ func AppendJSON(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []b
 	b = append(b, `,"encap":`...)
 	b = e.Encap.AppendJSON(b)
 	b = appendVerdictJSON(b, v)
+	b = appendKindJSON(b, e, v)
 	if ns != nil {
 		b = append(b, `,"netns":{"inode":`...)
 		b = strconv.AppendUint(b, ns.Inode, 10)

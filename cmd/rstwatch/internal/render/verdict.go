@@ -196,6 +196,15 @@ func appendVerdictText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 		}
 		b = e.Src.AppendTo(b)
 		b = append(b, " has no connection for this segment"...)
+	case explain.Closed:
+		b = append(b, ": "...)
+		b = e.Src.AppendTo(b)
+		b = append(b, " had closed this connection (sent its FIN) and data came after"...)
+		if v.Sender.Process.Owned {
+			b = append(b, " ("...)
+			b = appendOwner(b, v.Sender.Process.Comm, v.Sender.Process.PID)
+			b = append(b, ')')
+		}
 	}
 	return b
 }
