@@ -30,8 +30,8 @@
 //     register carries the offset of the current header and scratch word M[0]
 //     is used while advancing it;
 //   - tests the TCP flags byte at [x+13]: RST, or with [Options.SYN] also SYN
-//     without ACK, or with [Options.Failures] any segment with RST or SYN
-//     (SYN-ACKs included) in one test (jset #0x06);
+//     without ACK, or with [Options.Failures] any segment with RST, SYN or
+//     FIN (SYN-ACKs included) in one test (jset #0x07);
 //   - with [Options.Failures], accepts ICMP errors (type 3, destination
 //     unreachable, every code; type 11, time exceeded) and ICMPv6 errors
 //     (type 1, every code; type 3) whose quoted packet is TCP with at least

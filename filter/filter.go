@@ -50,14 +50,15 @@ type Options struct {
 	SYN bool
 	// Failures also accepts what tells of a connection that failed without
 	// a reset: SYN-ACKs (and SYNs: Failures implies SYN), so a handshake
-	// sent again can be seen, and ICMP and ICMPv6 errors that quote a TCP
+	// sent again can be seen; FINs, so a reset answering data sent after
+	// a close can be told from a stale one; and ICMP and ICMPv6 errors that quote a TCP
 	// segment (destination unreachable with every code, administratively
 	// prohibited included, and time exceeded). Ports and Hosts apply to the
 	// quoted segment, the connection the error is about, not to the
 	// router or host that sent the error. Bulk traffic pays nothing for it:
-	// TCP segments without SYN or RST take the same path (one instruction
-	// shorter), and only packets that are neither TCP nor UDP reach the
-	// ICMP checks.
+	// TCP segments without SYN, FIN or RST take the path they take without
+	// SYNs (two instructions shorter than with SYN alone), and only packets
+	// that are neither TCP nor UDP reach the ICMP checks.
 	Failures bool
 	// Snaplen is the number of bytes returned for an accepted packet; 0
 	// means DefaultSnaplen.
@@ -82,6 +83,7 @@ const (
 	ipv6Header    = 40 // fixed header, RFC 8200 section 3
 
 	tcpFlagsOff = 13 // offset of the flags byte in the TCP header
+	tcpFIN      = 0x01
 	tcpSYN      = 0x02
 	tcpRST      = 0x04
 	tcpACK      = 0x10
@@ -729,9 +731,9 @@ func (s *spec) tcp(b *builder, quoted bool) {
 	// packet holds 14 bytes of TCP header: shorter ones end here with 0.
 	b.emit(bpf.LoadIndirect{Off: tcpFlagsOff, Size: 1})
 	if s.failures {
-		// RST, SYN or SYN-ACK: one test, so a bulk segment (ACK, PSH,
-		// FIN) costs one instruction less than with SYN alone.
-		b.jumpIf(bpf.JumpBitsSet, tcpRST|tcpSYN, flagsOK, reject)
+		// RST, SYN, SYN-ACK or FIN: one test, so a bulk segment (ACK,
+		// PSH) costs what it costs without SYNs.
+		b.jumpIf(bpf.JumpBitsSet, tcpRST|tcpSYN|tcpFIN, flagsOK, reject)
 	} else if s.syn {
 		b.jumpIf(bpf.JumpBitsSet, tcpRST, flagsOK, next)
 		// SYN without ACK: the connection attempt a reset may answer.

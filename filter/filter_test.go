@@ -496,7 +496,7 @@ func refIP(p []byte, x int, o filter.Options, outer, quoted bool) bool {
 			return false
 		}
 		flags := p[tcp+13]
-		synOK := o.SYN && flags&(flagSYN|flagACK) == flagSYN || o.Failures && flags&flagSYN != 0
+		synOK := o.SYN && flags&(flagSYN|flagACK) == flagSYN || o.Failures && flags&(flagSYN|flagFIN) != 0
 		if flags&flagRST == 0 && !synOK {
 			return false
 		}
