@@ -56,7 +56,10 @@ type Registry struct {
 	ntop      int
 }
 
-type resetPair struct{ cause, direction string }
+// resetPair is a series' labels but the port; kind is "reset" for
+// rstwatch_resets_total, "unanswered" or "unreachable" for
+// rstwatch_failed_connections_total.
+type resetPair struct{ kind, cause, direction string }
 
 // pairCounts holds one (cause, direction) pair's counts: counts[0] for
 // port="other", counts[1+i] for port top[i].
@@ -92,11 +95,19 @@ func (m *Registry) SetCaptureDrops(fn func() uint64) {
 // about, usually the server's. It does not allocate once the (cause,
 // direction) pair has been seen.
 func (m *Registry) ObserveReset(cause, direction string, port uint16) {
+	m.observe(kindReset, cause, direction, port)
+}
+
+const kindReset = "reset"
+
+// observe counts one event of kind; the ports of every kind share the
+// TopPorts labels and the pairs share MaxPairs.
+func (m *Registry) observe(kind, cause, direction string, port uint16) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	i, ok := m.pairIndex[resetPair{cause, direction}]
+	i, ok := m.pairIndex[resetPair{kind, cause, direction}]
 	if !ok {
-		i = m.addPairLocked(resetPair{cause, direction})
+		i = m.addPairLocked(resetPair{kind, cause, direction})
 	}
 	m.perPort[port]++
 	slot := m.slotOf[port]
@@ -108,7 +119,7 @@ func (m *Registry) ObserveReset(cause, direction string, port uint16) {
 
 func (m *Registry) addPairLocked(p resetPair) int {
 	if len(m.pairs) >= MaxPairs-1 { // keep the last for the overflow pair
-		p = resetPair{"other", "other"}
+		p = resetPair{p.kind, "other", "other"}
 		if i, ok := m.pairIndex[p]; ok {
 			return i
 		}
@@ -151,9 +162,9 @@ func (m *Registry) promoteLocked(port uint16) uint8 {
 
 // resetSample is one series of rstwatch_resets_total.
 type resetSample struct {
-	cause, direction string
-	port             int // -1: "other"
-	n                uint64
+	kind, cause, direction string
+	port                   int // -1: "other"
+	n                      uint64
 }
 
 // snapshot returns the non-zero reset series sorted by cause, direction and
@@ -171,10 +182,13 @@ func (m *Registry) snapshot() ([]resetSample, func() uint64) {
 			if slot > 0 {
 				port = int(m.top[slot-1])
 			}
-			out = append(out, resetSample{p.cause, p.direction, port, n})
+			out = append(out, resetSample{p.kind, p.cause, p.direction, port, n})
 		}
 	}
 	slices.SortFunc(out, func(a, b resetSample) int {
+		if c := cmp.Compare(a.kind, b.kind); c != 0 {
+			return c
+		}
 		if c := cmp.Compare(a.cause, b.cause); c != 0 {
 			return c
 		}
@@ -191,7 +205,12 @@ func (m *Registry) snapshot() ([]resetSample, func() uint64) {
 func (m *Registry) AppendExposition(b []byte) []byte {
 	resets, drops := m.snapshot()
 	b = appendMetricHeader(b, "rstwatch_resets_total", portHelp)
+	var failed bool
 	for _, s := range resets {
+		if s.kind != kindReset {
+			failed = true
+			continue
+		}
 		b = append(b, "rstwatch_resets_total{cause="...)
 		b = safe.AppendLabel(b, s.cause)
 		b = append(b, ",direction="...)
@@ -205,6 +224,29 @@ func (m *Registry) AppendExposition(b []byte) []byte {
 		b = append(b, "} "...)
 		b = strconv.AppendUint(b, s.n, 10)
 		b = append(b, '\n')
+	}
+	if failed {
+		b = appendMetricHeader(b, "rstwatch_failed_connections_total", failedHelp)
+		for _, s := range resets {
+			if s.kind == kindReset {
+				continue
+			}
+			b = append(b, "rstwatch_failed_connections_total{kind="...)
+			b = safe.AppendLabel(b, s.kind)
+			b = append(b, ",cause="...)
+			b = safe.AppendLabel(b, s.cause)
+			b = append(b, ",direction="...)
+			b = safe.AppendLabel(b, s.direction)
+			b = append(b, ",port="...)
+			if s.port < 0 {
+				b = safe.AppendLabel(b, "other")
+			} else {
+				b = safe.AppendLabel(b, strconv.Itoa(s.port))
+			}
+			b = append(b, "} "...)
+			b = strconv.AppendUint(b, s.n, 10)
+			b = append(b, '\n')
+		}
 	}
 	if drops != nil {
 		b = appendMetricHeader(b, "rstwatch_capture_drops_total", "Packets the kernel dropped before rstwatch could read them (PACKET_STATISTICS).")
@@ -257,8 +299,22 @@ func appendMetricHeader(b []byte, name, help string) []byte {
 // Observe counts the reset e with its verdict v, under its service port
 // (ServicePort). It does not allocate once the (cause, direction) pair has
 // been seen.
+//
+// A failure that is not a reset is counted in
+// rstwatch_failed_connections_total: an unanswered handshake once, at its
+// first retransmission (later ones are the same connection), an ICMP error
+// each time.
 func (m *Registry) Observe(e *sniff.Event, v *explain.Verdict) {
-	m.ObserveReset(v.Cause.String(), e.Direction.String(), ServicePort(e, v))
+	switch v.Kind {
+	case explain.KindUnanswered:
+		if v.Attempts == 2 {
+			m.observe(v.Kind.String(), v.Cause.String(), e.Direction.String(), ServicePort(e, v))
+		}
+	case explain.KindUnreachable:
+		m.observe(v.Kind.String(), v.Cause.String(), e.Direction.String(), ServicePort(e, v))
+	default:
+		m.ObserveReset(v.Cause.String(), e.Direction.String(), ServicePort(e, v))
+	}
 }
 
 // ServicePort is the port a reset is counted under: the server end of its
@@ -272,6 +328,9 @@ func (m *Registry) Observe(e *sniff.Event, v *explain.Verdict) {
 // service's for any client whose ephemeral port is above it.
 func ServicePort(e *sniff.Event, v *explain.Verdict) uint16 {
 	src, dst := e.Src.Port(), e.Dst.Port()
+	if v.Kind > explain.KindReset {
+		return dst // client to server (explain.Failure)
+	}
 	switch {
 	case v.Cause == explain.Refused, v.Cause == explain.Rejected, v.Cause == explain.Overflow,
 		v.Sender.Listening == explain.True:
@@ -286,6 +345,11 @@ var portHelp = fmt.Sprintf("TCP resets captured, by cause, direction and port. p
 	"the end of the connection that listened: the reset's source port for a refused, rejected or overflow reset "+
 	"or when a listener was bound to it, else the lower of the two ports. "+
 	"The %d ports with the most resets get their own port label; the rest are port=\"other\".", TopPorts)
+
+// failedHelp is the HELP text of rstwatch_failed_connections_total.
+var failedHelp = fmt.Sprintf("TCP connections that failed without a reset, by kind (unanswered: a SYN or SYN-ACK sent again, "+
+	"counted once per connection; unreachable: an ICMP error), cause (timeout, rejected, unreachable), direction and "+
+	"the server's port. The port labels are those of rstwatch_resets_total: the %d busiest ports, the rest port=\"other\".", TopPorts)
 
 // ContentType is the media type of the exposition format 0.0.4.
 const ContentType = "text/plain; version=0.0.4; charset=utf-8"
