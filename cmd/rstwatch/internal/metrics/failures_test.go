@@ -42,7 +42,7 @@ func TestObserveFailures(t *testing.T) {
 		t.Fatal("no rstwatch_failed_connections_total")
 	}
 	for key, want := range map[string]float64{
-		`rstwatch_failed_connections_total{cause="timeout",direction="out",kind="unanswered",port="8080",}`: 1,
+		`rstwatch_failed_connections_total{cause="timeout",direction="out",kind="unanswered",port="8080",}`:  1,
 		`rstwatch_failed_connections_total{cause="rejected",direction="in",kind="unreachable",port="8080",}`: 2,
 	} {
 		if got := f.Samples[key]; got != want {
