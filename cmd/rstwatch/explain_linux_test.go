@@ -376,7 +376,8 @@ func TestIntegrationExplainSlowRefusalNamesClient(t *testing.T) {
 			tcp dport 7316 tcp flags syn drop
 		}
 	}`)
-	wb := startWatch(t, b, "--json", "-c", "1")
+	// Two events: the SYN sent again (unanswered), then the reset.
+	wb := startWatch(t, b, "--json", "-c", "2")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -392,5 +393,10 @@ func TestIntegrationExplainSlowRefusalNamesClient(t *testing.T) {
 	expectFields(t, "slow refusal", resetFrom(t, jsonLines(t, stdout), 7316), map[string]any{
 		"cause": "refused", "sender.local": false, "target.local": true,
 		"target.process.pid": pid, "target.process.comm": "rstwatch.test", "target.process.state": "SYN-SENT",
+	})
+	// The dropped SYN was sent again: reported as unanswered, naming the
+	// client that waits in SYN-SENT (KERNEL-NOTES fact 20).
+	expectFields(t, "slow refusal, SYN sent again", eventOf(t, stdout, "unanswered", 7316), map[string]any{
+		"cause": "timeout", "attempts": 2, "sender.process.pid": pid, "sender.process.state": "SYN-SENT",
 	})
 }
