@@ -90,6 +90,9 @@ type Stats struct {
 	// Sampled counts resets and SYNs explained from the packet alone
 	// because attribution was over its budget.
 	Sampled uint64
+	// Failed counts the failures handled that are not resets
+	// (unanswered handshakes, ICMP errors); Run's count includes them.
+	Failed uint64
 	// Err is set when the kernel's counters could not be read.
 	Err error
 }
@@ -110,6 +113,7 @@ type Pipeline struct {
 
 	mu       sync.Mutex // guards captures and the sinks' calls across capture goroutines
 	captures []*capture
+	failed   atomic.Uint64 // Stats.Failed
 }
 
 // capture is the live capture of one network namespace.
@@ -298,6 +302,7 @@ func (p *Pipeline) Stats() Stats {
 		}
 	}
 	st.Err = errors.Join(errs...)
+	st.Failed = p.failed.Load()
 	return st
 }
 
@@ -572,6 +577,9 @@ func (r *run) handle(ev *Event) error {
 			return nil
 		}
 		r.n++
+		if ev.Verdict.Kind > explain.KindReset {
+			r.p.failed.Add(1)
+		}
 	}
 	r.unflushed = true
 	for _, s := range r.sinks {
