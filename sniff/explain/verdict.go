@@ -122,7 +122,7 @@ type Sender struct {
 	// listening sockets made when the reset was explained, not from the
 	// periodic snapshot alone (which may be Refresh old).
 	ListenChecked bool
-	Process   Proc
+	Process       Proc
 	// LastListener is set for a port nobody listens on that had a
 	// listener recently.
 	LastListener LastListener
