@@ -78,6 +78,10 @@ func runDiagnose(c *cli.Context) error {
 	var mu sync.Mutex // d is fed by the capture and by the listener sampler
 	d := diagnose.New(time.Now(), c0)
 	d.Offline = offline
+	if !offline {
+		// One window: what the capture held from before c0 is left out.
+		d.Since, d.Sysctls = d.Start, s.target.Sysctls(s.fs, diagnose.SysctlNames)
+	}
 	x := s.pipe.Explainer()
 	if x != nil {
 		sample := func() {
@@ -100,35 +104,39 @@ func runDiagnose(c *cli.Context) error {
 
 	var n int
 	_, runErr := s.run(ctx, 0, sinkFunc(func(e *pipeline.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
 		if !e.IsReset() {
+			d.Observe(&e.Event)
 			return nil
 		}
-		mu.Lock()
 		d.Add(&e.Event, &e.Verdict)
-		mu.Unlock()
 		if progress != nil {
 			progress.Resets.Store(int64(n + 1))
 		}
 		n++
 		return nil
 	}))
+	mu.Lock()
+	defer mu.Unlock()
+	// The capture has stopped: read the counters at once, so that they
+	// and the resets cover the same window.
+	d.End = time.Now()
+	if c0 != nil {
+		if d.C1, err = s.counters(); err != nil {
+			d.C0 = nil
+		}
+	}
 	if progress != nil {
 		progress.Clear()
 	}
 	if ferr := s.finish(); runErr == nil {
 		runErr = ferr
 	}
-
-	mu.Lock()
-	defer mu.Unlock()
-	d.End = time.Now()
 	if offline {
 		d.Start, d.End = d.FileSpan()
 	}
 	if c0 != nil {
-		if d.C1, err = s.counters(); err != nil {
-			d.C0 = nil
-		}
 		if up, err := s.fs.Uptime(); err == nil {
 			d.Uptime = up
 		}

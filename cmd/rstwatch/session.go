@@ -105,8 +105,10 @@ func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
 		AllNetns: s.allNetns,
 		Proc:     s.fs,
 		Explain:  !c.Bool(flagNoExplain),
-		Budget:   c.Int(flagExplainBudget),
-		Notify:   s.notify,
+		// diagnose tells who connected from the handshakes.
+		Handshakes: c.Command != nil && c.Command.Name == "diagnose",
+		Budget:     c.Int(flagExplainBudget),
+		Notify:     s.notify,
 	}
 	if read == "" {
 		if addr := c.String(flagMetrics); addr != "" {
