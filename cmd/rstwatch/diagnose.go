@@ -68,6 +68,7 @@ func runDiagnose(c *cli.Context) error {
 	}
 	defer s.close()
 	var c0 proc.Counters
+	start := time.Now() // the window opens before c0 is read: no reset after c0 is left out
 	if !offline {
 		if c0, err = s.counters(); err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "kernel counters unavailable, the report uses the resets alone: %v\n", err)
@@ -76,7 +77,7 @@ func runDiagnose(c *cli.Context) error {
 	}
 
 	var mu sync.Mutex // d is fed by the capture and by the listener sampler
-	d := diagnose.New(time.Now(), c0)
+	d := diagnose.New(start, c0)
 	d.Offline = offline
 	if !offline {
 		// One window: what the capture held from before c0 is left out.

@@ -53,10 +53,7 @@ func (d *Diagnosis) quote(name string) (string, bool) {
 // claim rests on a field of f (or of the report's sysctls).
 func (d *Diagnosis) advice(f *Finding) string {
 	svc := f.ServiceAddr
-	clients := programsIn(f, "client")
-	if clients == "" && f.SenderRole == roleServer && f.SenderLoc != nil {
-		clients = peerList(f.Peers)
-	}
+	clients := programsIn(f, "client") // the peers line lists their addresses
 	withClients := func(s string) string {
 		if clients != "" {
 			return s + "; clients: " + clients

@@ -110,6 +110,7 @@ type listenerSample struct {
 	explain.Listener
 	maxQueue      uint32
 	full          bool // seen full at least once
+	present       bool // in the latest sample: it listens now
 	lastFull      bool // full at the latest sample
 	syns          int  // SYNs seen for it
 	synsWhileFull int  // SYNs seen for it while its latest sample was full
@@ -117,6 +118,9 @@ type listenerSample struct {
 
 // SampleListeners records the listeners' accept queues.
 func (d *Diagnosis) SampleListeners(ls []explain.Listener) {
+	for _, s := range d.listeners {
+		s.present = false
+	}
 	for _, l := range ls {
 		l.Addr = unmap(l.Addr)
 		s := d.listeners[l.Addr]
@@ -127,7 +131,7 @@ func (d *Diagnosis) SampleListeners(ls []explain.Listener) {
 		if l.Process.Owned {
 			s.Process = l.Process
 		}
-		s.Backlog, s.Queue = l.Backlog, l.Queue
+		s.Backlog, s.Queue, s.present = l.Backlog, l.Queue, true
 		s.maxQueue = max(s.maxQueue, l.Queue)
 		s.lastFull = l.Backlog > 0 && l.Queue >= l.Backlog
 		s.full = s.full || s.lastFull

@@ -212,7 +212,7 @@ func sortProcesses(ps []*ProcessRef) {
 // fact of the listener samples or the verdicts), else the built-in port
 // table's name, marked as a guess.
 func (d *Diagnosis) nameService(f *Finding, service netip.AddrPort) {
-	if l := d.listenerFor(service); l != nil && l.Process.Owned {
+	if l := d.listenerFor(service); l != nil && l.present && l.Process.Owned {
 		f.ServiceName, f.ServiceNameFrom = safe.String(l.Process.Comm), "listener"
 		return
 	}
