@@ -62,16 +62,16 @@ func runDiagnose(c *cli.Context) error {
 		return usagef("diagnose looks into one network namespace: use --%s or --%s, not --%s", flagNetns, flagPid, flagAllNetns)
 	}
 	offline := c.String(flagRead) != ""
-	s, err := openSession(ctx, c)
+	// One window: it opens, and c0 is read, as the capture is armed.
+	var c0, start, c0err = proc.Counters(nil), time.Now(), error(nil)
+	s, err := openSession(ctx, c, func(s *session) { start = time.Now(); c0, c0err = s.counters() })
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	var c0 proc.Counters
-	start := time.Now() // the window opens before c0 is read: no reset after c0 is left out
 	if !offline {
-		if c0, err = s.counters(); err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "kernel counters unavailable, the report uses the resets alone: %v\n", err)
+		if c0err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "kernel counters unavailable, the report uses the resets alone: %v\n", c0err)
 		}
 		stopAfter(durationOf(c, flagDuration), cancel)
 	}
