@@ -72,9 +72,10 @@ type Config struct {
 	// Explain ties resets to sockets and processes; without it causes
 	// come from the packets alone and no SYNs are captured.
 	Explain bool
-	// Handshakes also captures SYN-ACKs, and SYNs even without
-	// attribution, and hands both to the sinks: diagnose tells from them
-	// who connected and who accepted, and how much each end had sent.
+	// Handshakes also captures (or reads from the file) SYN-ACKs, and SYNs
+	// even without attribution, and hands both to the sinks: diagnose
+	// tells from them who connected and who accepted, and how much each
+	// end had sent.
 	Handshakes bool
 	// Budget is explain.Config.Budget.
 	Budget int
@@ -144,8 +145,11 @@ func Open(ctx context.Context, cfg *Config) (_ *Pipeline, err error) {
 			p.Close()
 		}
 	}()
+	if cfg.Handshakes {
+		p.cfg.Capture.Filter.SYN, p.cfg.Capture.Filter.SYNACK = true, true
+	}
 	if cfg.Read != "" {
-		f, err := OpenFile(ctx, cfg.Read, cfg.Capture.Filter, cfg.Stdin)
+		f, err := OpenFile(ctx, cfg.Read, p.cfg.Capture.Filter, cfg.Stdin)
 		if err != nil {
 			return nil, err
 		}
@@ -163,9 +167,6 @@ func Open(ctx context.Context, cfg *Config) (_ *Pipeline, err error) {
 		// Outgoing SYNs let the explainer see a refused client's socket
 		// while it exists.
 		p.cfg.Capture.Filter.SYN = true
-	}
-	if cfg.Handshakes {
-		p.cfg.Capture.Filter.SYN, p.cfg.Capture.Filter.SYNACK = true, true
 	}
 	targets := []*namespaces.Target{cfg.Netns}
 	if cfg.AllNetns {
