@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -105,7 +106,7 @@ func (d *Diagnosis) abortAdvice(f *Finding, local bool, clients string) string {
 	if f.Expected {
 		who := programsIn(f, "client")
 		if who == "" {
-			who = "clients at " + peerList(f.Peers)
+			who = "clients (most often " + addrOf(f.Local) + ")"
 			if local {
 				who = "a client on this host"
 			}
@@ -118,7 +119,7 @@ func (d *Diagnosis) abortAdvice(f *Finding, local bool, clients string) string {
 	case !local && f.SenderRole == roleServer:
 		return withList(fmt.Sprintf("the server %s aborted %s", f.ServiceAddr, n), "clients on this host", clients) + ": check that service"
 	case !local && f.SenderRole == roleClient:
-		return fmt.Sprintf("clients (%s) aborted %s to %s: check them", peerList(f.Peers), n, f.ServiceAddr)
+		return fmt.Sprintf("clients (most often %s) aborted %s to %s: check them", addrOf(f.Local), n, f.ServiceAddr)
 	case !local:
 		return fmt.Sprintf("the peer %s aborted %s (roles unknown)", f.Local, n)
 	case f.SenderRole == roleServer:
@@ -148,6 +149,14 @@ func withList(s, label, list string) string {
 		return s
 	}
 	return s + "; " + label + ": " + list
+}
+
+// addrOf is the address of an "addr:port" endpoint.
+func addrOf(ep string) string {
+	if a, err := netip.ParseAddrPort(ep); err == nil {
+		return a.Addr().String()
+	}
+	return ep
 }
 
 func portOf(addr string) string {
