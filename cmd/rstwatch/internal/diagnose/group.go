@@ -132,3 +132,69 @@ func programs(ps []*ProcessRef) []ProgramRef {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Role < out[j].Role })
 	return out
 }
+
+// mergePartial undoes partial attribution: resets whose sender's program
+// was not found join the one group of the same cause, service and role
+// whose program was, so that a program found for some of its resets is
+// still one finding. With several such programs they stay apart: which one
+// sent them is not known. It changes the groups for good, so calling it
+// again (another Report) changes nothing more.
+func (d *Diagnosis) mergePartial() {
+	out := make([]*group, 0, len(d.order))
+	for _, g := range d.order {
+		var into *group
+		n := 0
+		for _, h := range d.order {
+			if g.program == "" && h.program != "" && h.cause == g.cause && h.service == g.service && h.senderRole == g.senderRole && h.expected == g.expected {
+				into, n = h, n+1
+			}
+		}
+		if n != 1 {
+			out = append(out, g)
+			continue
+		}
+		into.absorb(g)
+		delete(d.groups, g.groupKey)
+	}
+	d.order = out
+}
+
+// absorb adds h's resets to g.
+func (g *group) absorb(h *group) {
+	g.count += h.count
+	if h.first.Before(g.first) {
+		g.first = h.first
+	}
+	if h.last.After(g.last) {
+		g.last = h.last
+	}
+	g.checked += h.checked
+	g.clientsOnHost += h.clientsOnHost
+	for _, m := range []struct{ to, from map[string]int }{{g.directions, h.directions}, {g.ifnames, h.ifnames}} {
+		for k, n := range m.from {
+			m.to[k] += n
+		}
+	}
+	for k, n := range h.senders {
+		g.senders[k] += n
+	}
+	for k, n := range h.peers {
+		g.peers[k] += n
+	}
+	for k, p := range h.processes {
+		if q, ok := g.processes[k]; ok {
+			q.Count += p.Count
+		} else {
+			g.processes[k] = p
+		}
+	}
+	if g.listener == nil {
+		g.listener = h.listener
+	}
+	if h.lastListener.Known && (!g.lastListener.Known || h.lastListener.Until.After(g.lastListener.Until)) {
+		g.lastListener = h.lastListener
+	}
+	if fromRank[h.from] > fromRank[g.from] {
+		g.from = h.from
+	}
+}

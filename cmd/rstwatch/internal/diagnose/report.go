@@ -83,6 +83,7 @@ func (d *Diagnosis) Report() *Report {
 	}
 	h.Text = headlineText(h, haveFailed)
 
+	d.mergePartial()
 	for _, g := range d.order {
 		f := d.finding(g, secs)
 		if f.Expected {

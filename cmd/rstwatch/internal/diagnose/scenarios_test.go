@@ -168,10 +168,12 @@ func TestScenarios(t *testing.T) {
 			// seq: request sent (40 bytes); ack: reply received (120 bytes).
 			socketReset(10*time.Millisecond, "127.0.0.1:45640", "127.0.0.1:9000", 141, 1021, explain.Verdict{Cause: explain.Abort,
 				Sender: explain.Sender{Local: explain.True, Process: owned(700, "haproxy")}, Target: explain.Target{Local: explain.True, Process: owned(60, "python3")}}),
+			// The checker's short-lived sockets are not always attributed:
+			// its resets are still one note.
 			socketReset(510*time.Millisecond, "127.0.0.1:45641", "127.0.0.1:9000", 241, 921, explain.Verdict{Cause: explain.Abort,
-				Sender: explain.Sender{Local: explain.True, Process: owned(700, "haproxy")}, Target: explain.Target{Local: explain.True, Process: owned(60, "python3")}}),
+				Sender: explain.Sender{Local: explain.True}, Target: explain.Target{Local: explain.True, Process: owned(60, "python3")}}),
 			socketReset(1010*time.Millisecond, "127.0.0.1:45642", "127.0.0.1:9000", 341, 821, explain.Verdict{Cause: explain.Abort,
-				Sender: explain.Sender{Local: explain.True, Process: owned(700, "haproxy")}, Target: explain.Target{Local: explain.True, Process: owned(60, "python3")}}),
+				Sender: explain.Sender{Local: explain.True}, Target: explain.Target{Local: explain.True, Process: owned(60, "python3")}}),
 		},
 		listeners: [][]explain.Listener{{listener("127.0.0.1:9000", 0, 128, 60, "python3")}},
 		delta:     map[string]uint64{"OutRsts": 3, "EstabResets": 6, "TCPAbortOnData": 3},
