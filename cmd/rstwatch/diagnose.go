@@ -28,8 +28,8 @@ new, findings ranked by how many failures they explain (each with the next step 
 and what the resets do not explain (handshakes dropped by full accept queues, SYN timeouts,
 resets a firewall sent).
 
-Exit status: 0 when nothing abnormal was seen, 3 when a finding or an --alert rule fired,
-1 or 2 on errors.
+Exit status: 0 when nothing abnormal was seen (resets closing completed exchanges, such as a
+health checker's, are notes), 3 when a finding or an --alert rule fired, 1 or 2 on errors.
 
 Examples:
    rstwatch diagnose                          ten seconds, then the report

@@ -166,16 +166,6 @@ func portOf(addr string) string {
 	return addr
 }
 
-func peerList(peers []PeerCount) string {
-	if len(peers) == 0 {
-		return "peers"
-	}
-	var names []string
-	for _, p := range peers {
-		names = append(names, p.Addr)
-	}
-	return strings.Join(names, ", ")
-}
 
 // overflowAdvice explains a listener whose accept queue overflowed.
 func (d *Diagnosis) overflowAdvice(f *Finding) string {
