@@ -166,7 +166,6 @@ func portOf(addr string) string {
 	return addr
 }
 
-
 // overflowAdvice explains a listener whose accept queue overflowed.
 func (d *Diagnosis) overflowAdvice(f *Finding) string {
 	s := "listener " + f.ServiceAddr
