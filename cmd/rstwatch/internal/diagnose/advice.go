@@ -47,7 +47,7 @@ func (d *Diagnosis) quote(name string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return name + " is " + v, true
+	return name + " is " + safe.Text(v), true
 }
 
 // advice is the finding's plain-words sentences with the next step. Each

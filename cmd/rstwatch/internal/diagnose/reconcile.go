@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
+
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
 
@@ -65,7 +67,7 @@ func (d *Diagnosis) overflowText(n uint64) string {
 	case "":
 		s += " (net.ipv4.tcp_abort_on_overflow was not read)"
 	default:
-		s += fmt.Sprintf(", although net.ipv4.tcp_abort_on_overflow is %s", d.Sysctls[SysAbortOnOverflow])
+		s += fmt.Sprintf(", although net.ipv4.tcp_abort_on_overflow is %s", safe.Text(d.Sysctls[SysAbortOnOverflow]))
 	}
 	var blamed []string
 	for _, l := range d.listeners {

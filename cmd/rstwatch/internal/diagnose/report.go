@@ -51,12 +51,12 @@ func (d *Diagnosis) Report() *Report {
 	}
 	r := &Report{DurationS: round(secs, 3), Drops: d.Drops, Offline: d.Offline, Alerts: d.Alerts,
 		Findings: []Finding{}, Unexplained: []Unexplained{}, Listeners: []ListenerState{}, Notes: []Finding{},
-		Sysctls: map[string]string{}}
+		Sysctls: map[string]safe.String{}}
 	if r.Alerts == nil {
 		r.Alerts = []string{}
 	}
 	for k, v := range d.Sysctls {
-		r.Sysctls[k] = v
+		r.Sysctls[k] = safe.String(v)
 	}
 
 	r.Counters = CounterReport{Start: map[string]uint64{}, End: map[string]uint64{}, Rates: map[string]float64{}}

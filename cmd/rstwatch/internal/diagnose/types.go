@@ -25,7 +25,7 @@ type Report struct {
 	Notes []Finding `json:"notes"`
 	// Sysctls are the watched namespace's settings the report quotes, as
 	// read at the start of the run; a setting not read is absent.
-	Sysctls map[string]string `json:"sysctls"`
+	Sysctls map[string]safe.String `json:"sysctls"`
 }
 
 // Headline sums the run up: the failed-connection rate, the resets' rates
