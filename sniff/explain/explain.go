@@ -274,9 +274,12 @@ func (x *Explainer) explainSender(e *sniff.Event, v *Verdict) {
 	// The snapshot is up to Refresh old: it may predate the listener's
 	// close (a stale "listening" turns a refused connect into "rejected")
 	// or its bind (a stale "not listening" turns a firewall's reset into
-	// "nothing listens"). Ask the kernel now, either way.
+	// "nothing listens"). Ask the kernel now, either way, where the answer
+	// decides the cause: a socket's abort needs it only if one listens.
 	var checked bool
-	listening, l, checked = x.listeningNow(e.Src, listening, l)
+	if listening || v.Cause == Refused || v.Cause == Stale {
+		listening, l, checked = x.listeningNow(e.Src, listening, l)
+	}
 	v.Sender.Listening = TriOf(listening)
 	v.Sender.ListenChecked = checked
 	if listening {

@@ -119,7 +119,7 @@ type listenerSample struct {
 // SampleListeners records the listeners' accept queues.
 func (d *Diagnosis) SampleListeners(ls []explain.Listener) {
 	for _, s := range d.listeners {
-		s.present = false
+		s.present, s.lastFull = false, false
 	}
 	for _, l := range ls {
 		l.Addr = unmap(l.Addr)
