@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -139,5 +140,49 @@ func TestDiagnoseQuiet(t *testing.T) {
 	}
 	if got := r.Text(); !bytes.Contains([]byte(got), []byte("Nothing abnormal")) {
 		t.Fatalf("quiet report: %q", got)
+	}
+}
+
+// TestPartialAttribution: resets whose sender was not named join the one
+// program named for the same service and role; with two named programs
+// they stay apart, since which one sent them is not known. Reporting twice
+// gives the same report.
+func TestPartialAttribution(t *testing.T) {
+	start := time.Date(2026, 11, 21, 10, 55, 0, 0, time.UTC)
+	abort := func(d *Diagnosis, port uint16, comm string) {
+		v := &explain.Verdict{Cause: explain.Abort, Sender: explain.Sender{Local: explain.True, Listening: explain.True}, Target: explain.Target{Local: explain.True}}
+		if comm != "" {
+			v.Sender.Process = explain.Proc{Known: true, Owned: true, PID: len(comm), Comm: comm}
+		}
+		d.Add(&sniff.Event{Time: start, Ifname: "lo", Direction: sniff.Local, Segment: sniff.Segment{
+			Src: netip.MustParseAddrPort("127.0.0.1:8080"), Dst: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
+			Flags: sniff.FlagRST | sniff.FlagACK, Window: 100}}, v)
+	}
+	count := func(r *Report) []string {
+		var out []string
+		for _, f := range r.Findings {
+			out = append(out, fmt.Sprintf("%s %d %d", programsIn(&f, "server"), f.Count, len(f.Programs)))
+		}
+		return out
+	}
+	one := New(start, nil)
+	abort(one, 40000, "api")
+	abort(one, 40001, "")
+	abort(one, 40002, "")
+	one.End = start.Add(time.Second)
+	want := "[api (pid 3) 3 1]"
+	if got := fmt.Sprint(count(one.Report())); got != want {
+		t.Errorf("one named program: %s, want %s", got, want)
+	}
+	if got := fmt.Sprint(count(one.Report())); got != want {
+		t.Errorf("second report: %s, want %s", got, want)
+	}
+	two := New(start, nil)
+	abort(two, 40000, "api")
+	abort(two, 40001, "worker")
+	abort(two, 40002, "")
+	two.End = start.Add(time.Second)
+	if got := len(two.Report().Findings); got != 3 {
+		t.Errorf("two named programs and an unnamed reset: %d findings, want 3", got)
 	}
 }
