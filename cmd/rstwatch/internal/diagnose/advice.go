@@ -133,7 +133,7 @@ func (d *Diagnosis) abortAdvice(f *Finding, local bool, clients string) string {
 		if who == "" {
 			who = "a client on this host"
 		}
-		return fmt.Sprintf("%s aborted %s to %s %s: check that application", who, n, f.ServiceAddr, how)
+		return fmt.Sprintf("%s aborted %s to %s (SO_LINGER 0 or closed with unread data) before the exchange was seen complete: check that application", who, n, f.ServiceAddr)
 	}
 	who := programsIn(f, "sender")
 	if who == "" {

@@ -188,12 +188,12 @@ func TestScenarios(t *testing.T) {
 		resets: []reset{
 			// The client sent its request; nothing came back (ack = ISN+1).
 			socketReset(time.Second, "127.0.0.1:45640", "127.0.0.1:9000", 141, 901, explain.Verdict{Cause: explain.Abort,
-				Sender: explain.Sender{Local: explain.True, Process: owned(700, "client")}, Target: explain.Target{Local: explain.True, Process: owned(60, "python3")}}),
+				Sender: explain.Sender{Local: explain.True, Process: owned(700, "fetcher")}, Target: explain.Target{Local: explain.True, Process: owned(60, "python3")}}),
 		},
 		delta:    map[string]uint64{"OutRsts": 1, "EstabResets": 2},
 		findings: []string{"abort 127.0.0.1:9000 1"},
 		abnormal: true,
-		text:     []string{"client (pid 700) aborted 1 connection to 127.0.0.1:9000"},
+		text:     []string{"fetcher (pid 700) aborted 1 connection to 127.0.0.1:9000 (SO_LINGER 0 or closed with unread data) before the exchange was seen complete"},
 	}, {
 		name: "abort_roles_unknown",
 		resets: []reset{
