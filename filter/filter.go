@@ -48,8 +48,13 @@ type Options struct {
 	// SYN also accepts TCP SYNs without ACK (used to attribute the reset
 	// that answers them), subject to the same Ports and Hosts clauses.
 	SYN bool
+	// SYNACK also accepts TCP SYN|ACK segments, the handshake's answer:
+	// with SYN it tells which end connected and which accepted, and both
+	// ends' initial sequence numbers (diagnose's roles and its "completed
+	// exchange" test). Same Ports and Hosts clauses.
+	SYNACK bool
 	// Failures also accepts what tells of a connection that failed without
-	// a reset: SYN-ACKs (and SYNs: Failures implies SYN), so a handshake
+	// a reset: SYN-ACKs and SYNs (Failures implies SYN and SYNACK), so a handshake
 	// sent again can be seen; FINs, so a reset answering data sent after
 	// a close can be told from a stale one; and ICMP and ICMPv6 errors that quote a TCP
 	// segment (destination unreachable with every code, administratively
@@ -104,13 +109,14 @@ type spec struct {
 	hosts6   [][4]uint32 // IPv6 addresses as four big-endian words
 	hosts    bool        // a host clause applies
 	syn      bool
+	synack   bool
 	failures bool
 	snaplen  uint32
 	ifaces   []uint32
 }
 
 func (o Options) spec() (*spec, error) {
-	s := &spec{syn: o.SYN || o.Failures, failures: o.Failures, snaplen: o.Snaplen}
+	s := &spec{syn: o.SYN || o.Failures, synack: o.SYNACK || o.Failures, failures: o.Failures, snaplen: o.Snaplen}
 	if s.snaplen == 0 {
 		s.snaplen = DefaultSnaplen
 	}
@@ -734,11 +740,19 @@ func (s *spec) tcp(b *builder, quoted bool) {
 		// RST, SYN, SYN-ACK or FIN: one test, so a bulk segment (ACK,
 		// PSH) costs what it costs without SYNs.
 		b.jumpIf(bpf.JumpBitsSet, tcpRST|tcpSYN|tcpFIN, flagsOK, reject)
-	} else if s.syn {
+	} else if s.syn || s.synack {
 		b.jumpIf(bpf.JumpBitsSet, tcpRST, flagsOK, next)
-		// SYN without ACK: the connection attempt a reset may answer.
 		b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpACK})
-		b.jumpIf(bpf.JumpEqual, tcpSYN, flagsOK, reject)
+		if s.syn && s.synack {
+			// SYN without ACK (the connection attempt a reset may
+			// answer) or with it (the answer).
+			b.jumpIf(bpf.JumpEqual, tcpSYN, flagsOK, next)
+			b.jumpIf(bpf.JumpEqual, tcpSYN|tcpACK, flagsOK, reject)
+		} else if s.syn {
+			b.jumpIf(bpf.JumpEqual, tcpSYN, flagsOK, reject)
+		} else {
+			b.jumpIf(bpf.JumpEqual, tcpSYN|tcpACK, flagsOK, reject)
+		}
 	} else {
 		b.jumpIf(bpf.JumpBitsSet, tcpRST, flagsOK, reject)
 	}

@@ -25,7 +25,8 @@ import (
 const FlushEvery = 100 * time.Millisecond
 
 // Event is one decoded, deduplicated and explained segment: a reset, or a
-// SYN passed to the capture for attribution (see IsReset).
+// SYN (or, with Config.Handshakes, a SYN-ACK) passed to the capture for
+// attribution (see IsReset).
 type Event struct {
 	sniff.Event
 	// Verdict is the reset's explanation; zero for a SYN.
@@ -76,6 +77,11 @@ type Config struct {
 	// Explain ties resets to sockets and processes; without it causes
 	// come from the packets alone and no SYNs are captured.
 	Explain bool
+	// Handshakes also captures (or reads from the file) SYN-ACKs, and SYNs
+	// even without attribution, and hands both to the sinks: diagnose
+	// tells from them who connected and who accepted, and how much each
+	// end had sent.
+	Handshakes bool
 	// Budget is explain.Config.Budget.
 	Budget int
 	// Notify, if set, receives informational lines (a namespace skipped
@@ -148,8 +154,11 @@ func Open(ctx context.Context, cfg *Config) (_ *Pipeline, err error) {
 			p.Close()
 		}
 	}()
+	if cfg.Handshakes {
+		p.cfg.Capture.Filter.SYN, p.cfg.Capture.Filter.SYNACK = true, true
+	}
 	if cfg.Read != "" {
-		f, err := OpenFile(ctx, cfg.Read, cfg.Capture.Filter, cfg.Stdin)
+		f, err := OpenFile(ctx, cfg.Read, p.cfg.Capture.Filter, cfg.Stdin)
 		if err != nil {
 			return nil, err
 		}
@@ -225,7 +234,7 @@ func (p *Pipeline) openCapture(ctx context.Context, t *namespaces.Target) (_ *ca
 			go x.Run(xctx)
 		}
 	}
-	if cp.explainer == nil {
+	if cp.explainer == nil && !p.cfg.Handshakes {
 		// Without attribution there is no use for SYNs but to see them
 		// sent again (Filter.Failures).
 		cfg.Filter.SYN = false
@@ -544,8 +553,8 @@ func (r *run) loop(ctx context.Context, src source, cp *capture) error {
 				case x != nil:
 					x.ExplainFailure(&ev.Event, &ev.Verdict)
 				}
-			} else if ev.Flags&(sniff.FlagSYN|sniff.FlagACK) != sniff.FlagSYN || ev.ICMP.Valid() {
-				continue // a SYN-ACK, FIN or ICMP error kept for the tracker only
+			} else if !r.handshake(&ev) {
+				continue // a FIN, an ICMP error or a SYN-ACK kept for the tracker only
 			}
 		} else {
 			switch {
@@ -564,6 +573,22 @@ func (r *run) loop(ctx context.Context, src source, cp *capture) error {
 		}
 	}
 	return nil
+}
+
+// handshake reports whether ev, a segment that reports no failure, goes
+// to the sinks: a SYN does (for attribution and capture files), and so
+// does a SYN-ACK with Config.Handshakes.
+func (r *run) handshake(ev *Event) bool {
+	if ev.ICMP.Valid() {
+		return false
+	}
+	switch ev.Flags & (sniff.FlagSYN | sniff.FlagACK | sniff.FlagRST) {
+	case sniff.FlagSYN:
+		return true
+	case sniff.FlagSYN | sniff.FlagACK:
+		return r.p.cfg.Handshakes
+	}
+	return false
 }
 
 // handle hands one event to the sinks, counting resets against the limit.
