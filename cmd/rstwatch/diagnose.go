@@ -107,7 +107,7 @@ func runDiagnose(c *cli.Context) error {
 	_, runErr := s.run(ctx, 0, sinkFunc(func(e *pipeline.Event) error {
 		mu.Lock()
 		defer mu.Unlock()
-		if !e.IsReset() {
+		if !e.Reported() {
 			d.Observe(&e.Event)
 			return nil
 		}

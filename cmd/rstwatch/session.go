@@ -233,14 +233,11 @@ func (s *session) finish() error {
 // reportCapture prints the closing summary, as tcpdump does, summed over
 // the captures, and how many resets attribution left to the packet alone.
 func (s *session) reportCapture(n int) {
-	st := s.pipe.Stats()
-	if n -= int(st.Failed); st.Failed > 0 {
-		fmt.Fprintf(s.stderr, "%d events without a reset: SYNs sent again, ICMP errors\n", st.Failed)
-	}
 	if f := s.pipe.File(); f != nil {
 		fmt.Fprintf(s.stderr, "%d resets in %s (%d packets read)\n", n, safe.Text(f.Name), f.Packets)
 		return
 	}
+	st := s.pipe.Stats()
 	if st.Err != nil {
 		fmt.Fprintf(s.stderr, "%d resets captured (kernel statistics unavailable: %v)\n", n, st.Err)
 	} else {

@@ -53,6 +53,8 @@ var catalogue = [...]Info{
 		"SYNs and SYN-ACKs sent again: the peer or the path drops them, or a listener's queue is full"},
 	{"TcpExt.TCPTimeouts", "TCPTimeouts", "rstwatch_tcp_timeouts_total",
 		"retransmission timeouts: packet loss, or a peer that stopped answering"},
+	{"Icmp.InDestUnreachs", "InDestUnreachs", "rstwatch_icmp_in_dest_unreachs_total",
+		"ICMP destination-unreachable errors received (IPv4 only): a firewall's reject, no route, a port closed (UDP too)"},
 }
 
 // Catalogue returns the counters rstwatch reports, in display order. The

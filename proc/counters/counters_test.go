@@ -111,10 +111,10 @@ func TestCatalogue(t *testing.T) {
 	seen := map[string]bool{}
 	for _, ci := range Catalogue() {
 		prefix, name, ok := strings.Cut(ci.Key, ".")
-		if !ok || (prefix != "Tcp" && prefix != "TcpExt") || name != ci.Name {
+		if !ok || (prefix != "Tcp" && prefix != "TcpExt" && prefix != "Icmp") || name != ci.Name {
 			t.Errorf("counter %q: key %q does not match", ci.Name, ci.Key)
 		}
-		if !strings.HasPrefix(ci.Metric, "rstwatch_tcp_") || !strings.HasSuffix(ci.Metric, "_total") || strings.Contains(ci.Metric, "tcp_tcp") {
+		if !strings.HasPrefix(ci.Metric, "rstwatch_tcp_") && !strings.HasPrefix(ci.Metric, "rstwatch_icmp_") || !strings.HasSuffix(ci.Metric, "_total") || strings.Contains(ci.Metric, "tcp_tcp") {
 			t.Errorf("counter %q: metric name %q", ci.Name, ci.Metric)
 		}
 		if seen[ci.Metric] || seen[strings.ToLower(ci.Name)] {
@@ -131,7 +131,7 @@ func TestCatalogue(t *testing.T) {
 	if got := Meaning("ListenOverflows"); !strings.Contains(got, "accept queue was full") {
 		t.Errorf("Meaning(ListenOverflows) = %q", got)
 	}
-	if names := Names(); len(names) != 16 || names[0] != "AttemptFails" || names[15] != "TCPTimeouts" {
+	if names := Names(); len(names) != 17 || names[0] != "AttemptFails" || names[15] != "TCPTimeouts" || names[16] != "InDestUnreachs" {
 		t.Errorf("Names() = %v", names)
 	}
 }

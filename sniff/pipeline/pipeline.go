@@ -333,7 +333,8 @@ func (p *Pipeline) Close() {
 // limit), and hands each event to every sink in order.
 // Resets are explained first: by the kernel's state when attributed, by
 // the packet (and, offline, the file's handshakes) otherwise; SYNs feed the
-// explainer. Run returns the number of failures reported. Sinks are flushed once more
+// explainer. Run returns the number of resets (Stats.Failed counts the
+// other failures). Sinks are flushed once more
 // before it returns, whatever ended it.
 func (p *Pipeline) Run(ctx context.Context, limit int, sinks ...Sink) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -354,7 +355,7 @@ func (p *Pipeline) Run(ctx context.Context, limit int, sinks ...Sink) (int, erro
 		err := r.loop(ctx, p.file, nil)
 		cancel()
 		wg.Wait()
-		return r.n, r.firstErr(err)
+		return r.n - int(p.failed.Load()), r.firstErr(err)
 	}
 	start := func(cp *capture) {
 		wg.Add(1)
@@ -396,7 +397,7 @@ func (p *Pipeline) Run(ctx context.Context, limit int, sinks ...Sink) (int, erro
 	// A live capture's loop ends only with ctx or with an error, which
 	// ends ctx: the flusher and the discoverer end with them.
 	wg.Wait()
-	return r.n, r.firstErr(nil)
+	return r.n - int(p.failed.Load()), r.firstErr(nil)
 }
 
 // discoverEvery is how often --all-netns looks for new namespaces.

@@ -62,6 +62,9 @@ func (d *Diagnosis) advice(f *Finding) string {
 		return s
 	}
 	local := f.SenderLoc != nil && *f.SenderLoc
+	if s, ok := failureAdvice(f, clients); ok {
+		return s
+	}
 	switch f.Cause {
 	case explain.Refused.String():
 		switch {
@@ -95,6 +98,10 @@ func (d *Diagnosis) advice(f *Finding) string {
 		return d.overflowAdvice(f)
 	case explain.Abort.String():
 		return d.abortAdvice(f, local, clients)
+	case explain.Closed.String():
+		return withClients(fmt.Sprintf("%s had closed %s and then got data: the server closed first (an idle timeout, a client limit such as redis maxclients, an error then close) while the client still sent",
+			addrOf(f.Local), render.Plural(f.Count, "connection"))) +
+			": make the client expect the close (retry on a fresh connection; an idle timeout in its pool shorter than the server's), or find why the server closes"
 	case explain.Stale.String():
 		return fmt.Sprintf("%s reached %s for connections it no longer has: a peer kept using a connection after a restart, a NAT or conntrack timeout, or resets that were lost", render.Plural(f.Count, "segment"), f.Local)
 	}
@@ -225,7 +232,7 @@ func (d *Diagnosis) overflowFindings(fs []Finding, secs float64) []Finding {
 			procs = append(procs, &ProcessRef{Role: "listener", PID: l.Process.PID, Comm: safe.String(l.Process.Comm), UID: l.Process.UID})
 		}
 		t := true
-		f := Finding{Cause: explain.Overflow.String(), Local: l.Addr.String(), Service: "", Count: l.synsWhileFull,
+		f := Finding{Kind: "listen_overflow", Cause: explain.Overflow.String(), Local: l.Addr.String(), Service: "", Count: l.synsWhileFull,
 			RatePerS: round(float64(l.synsWhileFull)/secs, 2), RunRatePerS: round(float64(l.synsWhileFull)/secs, 2),
 			Ifnames: []safe.String{}, Peers: []PeerCount{}, Processes: procs, Listener: ref, SenderLoc: &t,
 			ServiceAddr: l.Addr.String(), ServiceFrom: fromListener, SenderRole: roleServer, RolesKnown: true}

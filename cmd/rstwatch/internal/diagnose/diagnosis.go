@@ -171,6 +171,11 @@ const (
 // whether the reset closed a completed exchange (see completed).
 func (d *Diagnosis) roles(e *sniff.Event, v *explain.Verdict) (service netip.AddrPort, senderRole, from string, completed bool) {
 	src, dst := unmap(e.Src), unmap(e.Dst)
+	if v.Kind > explain.KindReset {
+		// An unanswered handshake or an ICMP error: src is the client
+		// that sent the SYN (explain.Failure).
+		return dst, roleClient, fromSYN, false
+	}
 	if h := d.handshakes[connKey{src, dst}]; h != nil {
 		return dst, roleClient, fromHandshake, completedExchange(e, h)
 	}
@@ -224,7 +229,7 @@ func (d *Diagnosis) Add(e *sniff.Event, v *explain.Verdict) {
 		return
 	}
 	service, senderRole, from, completed := d.roles(e, v)
-	k := groupKey{cause: v.Cause.String(), service: service, senderRole: senderRole, expected: completed}
+	k := groupKey{kind: kindOf(v), cause: v.Cause.String(), service: service, senderRole: senderRole, expected: completed}
 	if v.Sender.Local == explain.True && v.Sender.Process.Owned {
 		k.program = v.Sender.Process.Comm
 	}
@@ -233,6 +238,9 @@ func (d *Diagnosis) Add(e *sniff.Event, v *explain.Verdict) {
 		g = newGroup(k, from, v.Sender.Local, e.Time)
 		d.groups[k] = g
 		d.order = append(d.order, g)
+	}
+	if d.addFailure(g, e, v) {
+		return
 	}
 	if v.Sender.Local == explain.True {
 		d.sent++

@@ -19,6 +19,7 @@ import (
 // resets from many client ports to one service are one finding, and a
 // program's processes are one.
 type groupKey struct {
+	kind       string // "reset", "unanswered" or "unreachable" (kindOf)
 	cause      string
 	service    netip.AddrPort
 	senderRole string // roleClient, roleServer or "" (roles unknown)
@@ -42,6 +43,12 @@ type group struct {
 	lastListener  explain.LastListener
 	clientsOnHost int // resets received by a local client, answering its SYN
 	checked       int // resets whose "is anyone listening" was asked of the kernel
+	resent        int // unanswered: SYNs (or SYN-ACKs) seen sent again, all connections
+	icmpFrom      map[netip.Addr]int
+	icmpText      map[string]int
+	localClients  int  // failures of connections a local client started
+	synack        bool // unanswered: a SYN-ACK was sent again
+	icmpV4DU      int  // unreachable: IPv4 destination-unreachable errors (counted by Icmp InDestUnreachs)
 }
 
 func newGroup(k groupKey, from string, senderLocal explain.Tri, t time.Time) *group {

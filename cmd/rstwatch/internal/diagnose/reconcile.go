@@ -18,8 +18,18 @@ func (d *Diagnosis) unexplained() []Unexplained {
 	answered := 0    // failed connects of local clients that a captured reset explains
 	sentCounted := 0 // resets the stack sent: netfilter's are not in OutRsts
 	overflowResets := false
+	resent, icmp := 0, 0 // SYNs sent again and ICMP errors captured for local clients
 	for _, g := range d.order {
-		answered += g.clientsOnHost
+		answered += g.clientsOnHost + g.localClients
+		if g.kind != kindReset {
+			if g.senderLocal == explain.True && g.kind == explain.KindUnanswered.String() {
+				resent += g.resent
+			}
+			if g.senderLocal == explain.True && g.kind == explain.KindUnreachable.String() {
+				icmp += g.icmp4()
+			}
+			continue
+		}
 		if g.senderLocal == explain.True {
 			sentCounted += g.count
 		}
@@ -38,13 +48,24 @@ func (d *Diagnosis) unexplained() []Unexplained {
 			if to > 0 {
 				seen = append(seen, fmt.Sprintf("retransmissions timed out (TCPTimeouts +%d)", to))
 			}
-			text = fmt.Sprintf("%d failed connection attempts (AttemptFails +%d) drew no captured reset; meanwhile %s: a firewall dropping, a host down, or a full accept queue",
+			text = fmt.Sprintf("%d failed connection attempts (AttemptFails +%d) drew no captured reset, unanswered SYN or ICMP error; meanwhile %s: a firewall dropping, a host down, or a full accept queue",
 				n, failed, strings.Join(seen, " and "))
 		} else {
-			text = fmt.Sprintf("%d failed connection attempts (AttemptFails +%d) drew no captured reset, and no SYN was retransmitted (TCPSynRetrans +0, TCPTimeouts +0): this report cannot tell why (a reset outside the capture's filter, or an ICMP error)",
+			text = fmt.Sprintf("%d failed connection attempts (AttemptFails +%d) drew no captured reset, unanswered SYN or ICMP error, and no SYN was retransmitted (TCPSynRetrans +0, TCPTimeouts +0): this report cannot tell why (a reset outside the capture's filter, or an ICMP error)",
 				n, failed)
 		}
 		out = append(out, Unexplained{Kind: "failed_without_reset", Count: n, Text: text})
+	}
+	// Without any reported, the failed-attempts line says it already.
+	if n, ok := d.delta("TCPSynRetrans"); ok && n > uint64(resent) && (resent > 0 || len(out) == 0) {
+		out = append(out, Unexplained{Kind: "syn_retrans_not_seen", Count: n - uint64(resent), Text: fmt.Sprintf(
+			"%d SYNs or SYN-ACKs were sent again (TCPSynRetrans +%d) that the capture did not report (%d reported): outside its filter (--port, --host, -i), a listener's SYN-ACKs, or before a retransmission could be matched",
+			n-uint64(resent), n, resent)})
+	}
+	if n, ok := d.delta("InDestUnreachs"); ok && n > uint64(icmp) {
+		out = append(out, Unexplained{Kind: "icmp_unreachable_not_tcp", Count: n - uint64(icmp), Text: fmt.Sprintf(
+			"%d ICMP destination-unreachable errors reached this host (Icmp InDestUnreachs +%d, IPv4 only) that no captured TCP connection accounts for (%d did): errors about UDP or other protocols, or TCP outside the capture's filter",
+			n-uint64(icmp), n, icmp)})
 	}
 	if out2, ok := d.delta("OutRsts"); ok && uint64(sentCounted) > out2 {
 		n := uint64(sentCounted) - out2

@@ -69,7 +69,9 @@ func (d *Diagnosis) Report() *Report {
 	failed, haveFailed := d.delta("AttemptFails")
 	total := 0
 	for _, g := range d.order {
-		total += g.count
+		if g.kind == kindReset {
+			total += g.count
+		}
 	}
 	h := &r.Headline
 	h.ResetsTotal, h.FailedTotal, h.ResetsSentTotal, h.ResetsRecvdTotal = total, failed, d.sent, d.received
@@ -155,11 +157,15 @@ func headlineText(h *Headline, haveFailed bool) string {
 
 // finding describes one group.
 func (d *Diagnosis) finding(g *group, secs float64) Finding {
-	f := Finding{Cause: g.cause, Local: topAddrPort(g.senders).String(), Service: sniff.PortName(g.service.Port()), Count: g.count,
+	f := Finding{Kind: g.kind, Resent: g.resent, Cause: g.cause, Local: topAddrPort(g.senders).String(), Service: sniff.PortName(g.service.Port()), Count: g.count,
 		RatePerS: round(g.rate(secs), 2), RunRatePerS: round(float64(g.count)/secs, 2), Listener: g.listener,
 		Ifnames: []safe.String{}, Peers: []PeerCount{}, ServiceAddr: g.service.String(), ServiceFrom: g.from,
 		SenderRole: g.senderRole, RolesKnown: g.senderRole != "", ListenChecked: g.checked, Expected: g.expected}
 	d.nameService(&f, g.service)
+	f.spanS, f.synack = g.last.Sub(g.first).Seconds(), g.synack
+	if g.icmpText != nil {
+		f.icmpWhat, f.icmpBy = icmpSummary(g)
+	}
 	if g.senderLocal != explain.Null {
 		b := g.senderLocal == explain.True
 		f.SenderLoc = &b

@@ -26,12 +26,30 @@ type reset struct {
 	v        explain.Verdict
 	seq, ack uint32
 	window   uint16
+	flags    sniff.TCPFlags  // 0: RST|ACK
+	icmp     sniff.ICMPError // an ICMP error's (v.Kind KindUnreachable)
 }
 
 func (r *reset) event() *sniff.Event {
+	flags := r.flags
+	if flags == 0 {
+		flags = sniff.FlagRST | sniff.FlagACK
+	}
 	return &sniff.Event{Time: t0.Add(r.at), Ifname: "eth0", Direction: r.dir,
-		Segment: sniff.Segment{Src: netip.MustParseAddrPort(r.src), Dst: netip.MustParseAddrPort(r.dst), Flags: sniff.FlagRST | sniff.FlagACK,
-			Seq: r.seq, Ack: r.ack, Window: r.window}}
+		Segment: sniff.Segment{Src: netip.MustParseAddrPort(r.src), Dst: netip.MustParseAddrPort(r.dst), Flags: flags,
+			Seq: r.seq, Ack: r.ack, Window: r.window, ICMP: r.icmp}}
+}
+
+// unanswered is the verdict of a SYN sent the n-th time by a local client.
+func unanswered(n int, client explain.Proc) explain.Verdict {
+	return explain.Verdict{Kind: explain.KindUnanswered, Cause: explain.Timeout, Attempts: n,
+		Sender: explain.Sender{Local: explain.True, Process: client}, Target: explain.Target{Local: explain.False}}
+}
+
+// unreachable is the verdict of an ICMP error to a local client.
+func unreachable(c explain.Cause) explain.Verdict {
+	return explain.Verdict{Kind: explain.KindUnreachable, Cause: c,
+		Sender: explain.Sender{Local: explain.True}, Target: explain.Target{Local: explain.False}}
 }
 
 func owned(pid int, comm string) explain.Proc {
@@ -291,6 +309,59 @@ func TestScenarios(t *testing.T) {
 		abnormal: true,
 		text:     []string{"rstwatch diagnose (offline, from the packets and handshakes in the file): 2 resets over 2.00s\n", "a capture file cannot tell"},
 		notText:  []string{"nothing listens on"},
+	}, {
+		// Issue 3/7: a firewall drops the SYNs of curl's two connections.
+		name: "unanswered_syns",
+		resets: []reset{
+			{at: time.Second, src: "10.0.0.1:40000", dst: "10.0.0.5:8080", dir: sniff.Out, flags: sniff.FlagSYN, v: unanswered(2, owned(812, "curl"))},
+			{at: 2 * time.Second, src: "10.0.0.1:40000", dst: "10.0.0.5:8080", dir: sniff.Out, flags: sniff.FlagSYN, v: unanswered(3, owned(812, "curl"))},
+			{at: 3 * time.Second, src: "10.0.0.1:40002", dst: "10.0.0.5:8080", dir: sniff.Out, flags: sniff.FlagSYN, v: unanswered(2, owned(812, "curl"))},
+			{at: 4 * time.Second, src: "10.0.0.1:40002", dst: "10.0.0.5:8080", dir: sniff.Out, flags: sniff.FlagSYN, v: unanswered(3, owned(812, "curl"))},
+		},
+		delta:    map[string]uint64{"TCPSynRetrans": 4, "TCPTimeouts": 4, "ActiveOpens": 2},
+		findings: []string{"timeout 10.0.0.5:8080 2"},
+		abnormal: true,
+		text: []string{"1. unanswered, timeout 10.0.0.5:8080",
+			"connections from curl (pid 812) to 10.0.0.5:8080 time out: 2 connections unanswered (4 SYNs sent again) in 3 s. A firewall drops them"},
+	}, {
+		// nft reject: ICMP port unreachable from the server; more ICMP
+		// errors reached the host than TCP accounts for.
+		name: "icmp_rejected",
+		resets: []reset{
+			{at: time.Second, src: "10.0.0.1:40000", dst: "10.0.0.5:8080", dir: sniff.In, flags: sniff.FlagSYN,
+				icmp: sniff.ICMPError{From: netip.MustParseAddr("10.0.0.5"), Type: 3, Code: 3}, v: unreachable(explain.Rejected)},
+			{at: 2 * time.Second, src: "10.0.0.1:40002", dst: "10.0.0.5:8080", dir: sniff.In, flags: sniff.FlagSYN,
+				icmp: sniff.ICMPError{From: netip.MustParseAddr("10.0.0.5"), Type: 3, Code: 3}, v: unreachable(explain.Rejected)},
+		},
+		delta:       map[string]uint64{"InDestUnreachs": 5, "ActiveOpens": 2},
+		findings:    []string{"rejected 10.0.0.5:8080 2"},
+		unexplained: []string{"icmp_unreachable_not_tcp"},
+		abnormal:    true,
+		text: []string{"1. unreachable, rejected 10.0.0.5:8080",
+			"connections to 10.0.0.5:8080 are refused with ICMP (port unreachable, from 10.0.0.5 (the destination))",
+			"3 ICMP destination-unreachable errors reached this host (Icmp InDestUnreachs +5, IPv4 only) that no captured TCP connection accounts for (2 did)"},
+	}, {
+		// A router has no route: ICMP host unreachable from it.
+		name: "icmp_no_route",
+		resets: []reset{
+			{at: time.Second, src: "10.0.0.1:40000", dst: "10.9.0.5:443", dir: sniff.In, flags: sniff.FlagSYN,
+				icmp: sniff.ICMPError{From: netip.MustParseAddr("10.0.0.254"), Type: 3, Code: 1}, v: unreachable(explain.Unreachable)},
+		},
+		delta:    map[string]uint64{"InDestUnreachs": 1, "AttemptFails": 1, "ActiveOpens": 1},
+		findings: []string{"unreachable 10.9.0.5:443 1"},
+		abnormal: true,
+		text:     []string{"connections to 10.9.0.5:443 cannot be made: router 10.0.0.254 says host unreachable"},
+		notText:  []string{"drew no captured reset"},
+	}, {
+		// redis past maxclients: it wrote an error, closed, then got data.
+		name: "closed_then_data",
+		resets: []reset{
+			{at: time.Second, src: "10.0.0.5:6379", dst: "10.0.0.1:40000", dir: sniff.In, flags: sniff.FlagRST, seq: 9,
+				v: explain.Verdict{Kind: explain.KindReset, Cause: explain.Closed, Sender: explain.Sender{Local: explain.False}, Target: explain.Target{Local: explain.True}}},
+		},
+		findings: []string{"closed 10.0.0.5:6379 1"},
+		abnormal: true,
+		text:     []string{"10.0.0.5 had closed 1 connection and then got data: the server closed first"},
 	}, {
 		name:     "alert_only",
 		delta:    map[string]uint64{"ActiveOpens": 50},

@@ -53,7 +53,11 @@ func (r *Report) Text() string {
 }
 
 func writeFinding(b *strings.Builder, prefix string, f *Finding) {
-	fmt.Fprintf(b, "%s%s %s", prefix, f.Cause, f.ServiceAddr)
+	if f.Kind != kindReset && f.Kind != "" {
+		fmt.Fprintf(b, "%s%s, %s %s", prefix, f.Kind, f.Cause, f.ServiceAddr)
+	} else {
+		fmt.Fprintf(b, "%s%s %s", prefix, f.Cause, f.ServiceAddr)
+	}
 	switch f.ServiceNameFrom {
 	case "listener":
 		fmt.Fprintf(b, " (%s listens there)", safe.Text(string(f.ServiceName)))

@@ -55,6 +55,12 @@ type CounterReport struct {
 // Strings that may carry outside text (process and interface names) are
 // safe.String, so encoding/json writes them through the one escaper.
 type Finding struct {
+	// Kind is what the finding counts: "reset" (Count resets),
+	// "unanswered" (Count connections whose SYN, or SYN-ACK, was sent
+	// again; Resent the retransmissions seen) or "unreachable" (Count ICMP
+	// errors).
+	Kind      string        `json:"kind"`
+	Resent    int           `json:"resent,omitempty"`
 	Cause     string        `json:"cause"`
 	Local     string        `json:"local"`             // the endpoint that sent most of the resets (on this host when sender_local)
 	Service   string        `json:"service,omitempty"` // the port's usual service, from a table built in: a guess (see service_name)
@@ -97,6 +103,13 @@ type Finding struct {
 	ListenChecked int `json:"listen_checked"`
 	// Expected: the resets closed completed exchanges (a note).
 	Expected bool `json:"expected"`
+
+	// For the advice of an unanswered or unreachable finding: how long
+	// it lasted, whether the handshake segment sent again was the
+	// server's SYN-ACK, and the ICMP errors in words and who sent them.
+	spanS            float64
+	synack           bool
+	icmpWhat, icmpBy string
 }
 
 // ProgramRef is the processes of one program in one role.
