@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"os/exec"
 	"testing"
 	"time"
@@ -316,6 +317,57 @@ func TestIntegrationFailuresRedisMaxclients(t *testing.T) {
 			}
 			m := resetFrom(t, jsonLines(t, stdout), 6379)
 			expectFields(t, "redis maxclients", m, map[string]any{"kind": "reset", "cause": "closed"})
+		})
+	}
+}
+
+// TestIntegrationFailuresDiagnose is the Done-when of issue 3/7 from the
+// client's namespace: a firewall that drops, one that rejects with ICMP and
+// a server that closes before the client's next command are each a
+// finding of `diagnose`, which exits 3.
+func TestIntegrationFailuresDiagnose(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		name := "ipv4"
+		if v6 {
+			name = "ipv6"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFailNet(t, v6)
+			nft(t, f.server, "table inet t {\n chain in {\n type filter hook input priority 0;\n tcp dport 8080 drop\n tcp dport 8081 reject\n }\n}\n")
+			var ln net.Listener
+			f.server.Do(t, func() (err error) {
+				ln, err = net.Listen("tcp", netip.AddrPortFrom(f.s, 6380).String())
+				return err
+			})
+			defer ln.Close()
+			go writeThenClose(ln)
+			w := startWatch(t, f.client, "diagnose", "--duration", "3500ms", "--json")
+			drop := curl(t, f.client, netip.AddrPortFrom(f.s, 8080))
+			curl(t, f.client, netip.AddrPortFrom(f.s, 8081))
+			dataAfterClose(t, f.client, netip.AddrPortFrom(f.s, 6380))
+			stdout, stderr, code := w.wait(t, 10*time.Second)
+			if code != 3 {
+				t.Fatalf("exit %d, want 3: %s\n%s", code, stderr, stdout)
+			}
+			got := map[string]map[string]any{}
+			for _, fd := range findings(t, diagnoseJSON(t, stdout)) {
+				got[fmt.Sprint(fd["kind"], "/", fd["cause"], " ", fd["service_addr"])] = fd
+			}
+			for _, want := range []string{
+				"unanswered/timeout " + netip.AddrPortFrom(f.s, 8080).String(),
+				"unreachable/rejected " + netip.AddrPortFrom(f.s, 8081).String(),
+				"reset/closed " + netip.AddrPortFrom(f.s, 6380).String(),
+			} {
+				if got[want] == nil {
+					t.Errorf("no finding %q in %v", want, stdout)
+				}
+			}
+			if fd := got["unanswered/timeout "+netip.AddrPortFrom(f.s, 8080).String()]; fd != nil {
+				if a := fmt.Sprint(fd["advice"]); !strings.Contains(a, fmt.Sprintf("curl (pid %d)", drop.Process.Pid)) {
+					t.Errorf("advice %q does not name curl pid %d", a, drop.Process.Pid)
+				}
+			}
 		})
 	}
 }
