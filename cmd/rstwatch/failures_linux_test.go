@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
