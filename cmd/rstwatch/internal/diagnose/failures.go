@@ -28,6 +28,11 @@ func kindOf(v *explain.Verdict) string {
 func (d *Diagnosis) addFailure(g *group, e *sniff.Event, v *explain.Verdict) bool {
 	switch v.Kind {
 	case explain.KindUnanswered:
+		if e.Flags&(sniff.FlagSYN|sniff.FlagACK) == sniff.FlagSYN {
+			// Still a SYN: it counts for its listener (overflows) and
+			// the handshake, as the first one did.
+			d.Observe(e)
+		}
 		g.resent++
 		g.synack = g.synack || e.Flags.Has(sniff.FlagSYN|sniff.FlagACK)
 		if v.Attempts > 2 {
@@ -66,6 +71,11 @@ func failureAdvice(f *Finding, clients string) (string, bool) {
 			return fmt.Sprintf("%s never complete the handshake: %s sent again %d times in %.0f s. The client went away, the return path to it is broken, or a SYN flood: "+
 				"check the route back to the clients and the firewall on it; many at once from many addresses is a flood (net.ipv4.tcp_syncookies)",
 				from, "the SYN-ACK was", f.Resent, f.spanS), true
+		}
+		if l := f.Listener; l != nil && l.Listening && l.Backlog > 0 && l.Queue >= l.Backlog {
+			return fmt.Sprintf("%s time out: %s unanswered (%s sent again) in %.0f s while the listener's accept queue was full (%d/%d): "+
+				"the application accepts too slowly or its backlog is too small (see the overflow finding)",
+				from, render.Plural(f.Count, "connection"), render.Plural(f.Resent, "SYN"), f.spanS, l.Queue, l.Backlog), true
 		}
 		return fmt.Sprintf("%s time out: %s unanswered (%s sent again) in %.0f s. A firewall drops them, the host is down, or the route is broken: "+
 			"check the path (ip route get %s; a firewall on the way or on the server that drops; is the server up)",
