@@ -11,7 +11,11 @@
 // layers. It records them in Encap, a fixed-size value, so an Event's
 // addresses are always the inner connection's and its Encap says what it
 // was found inside (AppendJSON and AppendText render it). These are the
-// only code that touches unvalidated packet bytes; both are fuzzed.
+// only code that touches unvalidated packet bytes; both are fuzzed. An ICMP
+// or ICMPv6 error that quotes a TCP segment (destination unreachable, time
+// exceeded) decodes into the quoted segment, with Segment.ICMP saying who
+// sent the error and its type and code (ICMPError.String puts them in
+// words, ICMPError.Kind says what they mean for the connection).
 //
 // The capture (Open, Sniffer) is Linux-only and needs CAP_NET_RAW. It opens
 // one SOCK_DGRAM packet socket bound to every interface (ifindex 0), so every

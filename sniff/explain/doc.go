@@ -9,6 +9,15 @@
 // who listened on a refused port last, and whether a listener's accept
 // queue overflowed. It never guesses: what it does not know stays unknown.
 //
+// Connections also fail without a reset. A Tracker (fixed memory, no
+// allocation per packet) remembers the SYNs, SYN-ACKs and FINs a capture
+// passes: Failure reports a handshake sent again (KindUnanswered, cause
+// Timeout) or an ICMP error about a connection (KindUnreachable, cause
+// Rejected or Unreachable), and AfterClose turns a stale-shaped reset into
+// Closed when the sender had sent its FIN there: data arrived after close
+// (KERNEL-NOTES facts 19-21). Explainer.ExplainFailure names the local
+// client waiting in SYN-SENT.
+//
 // An Explainer reads /proc and sock_diag, so it is Linux-only in practice;
 // the wire-shape classification (WireCause) is OS-neutral.
 package explain

@@ -29,7 +29,8 @@ const FlushEvery = 100 * time.Millisecond
 // attribution (see IsReset).
 type Event struct {
 	sniff.Event
-	// Verdict is the reset's explanation; zero for a SYN.
+	// Verdict is the reset's (or other failure's, Verdict.Kind)
+	// explanation; zero for a SYN kept for attribution.
 	Verdict explain.Verdict
 	// Netns is the network namespace it was captured in; nil for this
 	// process's own namespace, or for a capture file.
