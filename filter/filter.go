@@ -14,7 +14,7 @@ const DefaultSnaplen = 2048
 
 // Limits on Options. They keep the program far below the kernel's 4096
 // instructions: the worst case (every limit reached, all hosts IPv6, SYN)
-// is 2995 instructions.
+// is 3019 instructions with Failures (2995 with SYN alone).
 const (
 	MaxPorts      = 64
 	MaxHosts      = 64

@@ -684,6 +684,8 @@ func TestGolden(t *testing.T) {
 		opts filter.Options
 	}{
 		{name: "kernel_default", opts: filter.Options{}},
+		// What a live capture runs (sniff/pipeline).
+		{name: "kernel_failures", opts: filter.Options{Failures: true}},
 		{name: "kernel_ports_hosts_syn", opts: filter.Options{
 			Ports:      []uint16{22, 443},
 			Hosts:      []netip.Addr{netip.MustParseAddr("198.18.0.1"), netip.MustParseAddr("fd52::1")},
@@ -780,7 +782,7 @@ func TestLimits(t *testing.T) {
 	mixed := filter.Options{
 		Ports:      manyPorts(filter.MaxPorts, 80),
 		Hosts:      manyHosts(filter.MaxHosts, dst6),
-		SYN:        true,
+		Failures:   true, // the largest program: SYNs, SYN-ACKs, FINs, ICMP errors
 		Interfaces: ifaces,
 	}
 	worst := mixed
@@ -798,6 +800,8 @@ func TestLimits(t *testing.T) {
 		{"ipv6_last_host", worst, rst6, true},
 		{"ipv6_no_host", worst, ipv6Packet(src6, src6, nil, nhTCP, tcpHeader(80, 40000, flagRST, 0)), false},
 		{"ipv6_only_rejects_ipv4", worst, rst4, false},
+		{"ipv6_icmp_last_host_last_port", worst, icmpError(true, 1, 4, syn6), true},
+		{"ipv4_icmp_no_host", worst, icmpError(false, 3, 3, syn4), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -591,7 +591,7 @@ func TestIntegrationLargestProgram(t *testing.T) {
 	raw := mustAssemble(t, filter.Options{
 		Ports:      manyPorts(filter.MaxPorts, 80),
 		Hosts:      hosts,
-		SYN:        true,
+		Failures:   true,
 		Interfaces: ifaces,
 	})
 	_ = listenIn(t, ns, raw)
