@@ -21,11 +21,11 @@ var update = flag.Bool("update", false, "rewrite the golden files under ../testd
 // Default program sizes. Changing the program changes these: update the
 // package documentation and the Core and Kernel doc comments as well.
 const (
-	wantCoreLen   = 135
-	wantKernelLen = 143
+	wantCoreLen   = 380
+	wantKernelLen = 388
 	// maxDefaultLen is the budget for Kernel(Options{}): the program is
 	// copied into every socket, keep it small.
-	maxDefaultLen = 160
+	maxDefaultLen = 400
 )
 
 // Named option sets: the VM table refers to them, and the kernel
@@ -274,6 +274,79 @@ var vmCases = []vmCase{
 	{name: "all_host_mismatch", base: ipv6Packet(src6, src6, nil, nhTCP, tcpHeader(40000, 80, flagSYN, 0)), opts: optAll},
 }
 
+// Tunnel packets: the outer addresses are under 198.51.100.0/24 and
+// 2001:db8:1::/48, the inner ones those of the plain cases, so host
+// clauses test the inner connection.
+var (
+	out4a, out4b = netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("198.51.100.2")
+	out6a, out6b = netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("2001:db8:1::2")
+	ack4         = ipv4Packet(src4, dst4, nhTCP, nil, tcpHeader(80, 40000, flagACK, 0))
+	syn6         = ipv6Packet(src6, dst6, nil, nhTCP, tcpHeader(40000, 80, flagSYN, 0))
+)
+
+func vx4(dport uint16, flags byte, frame []byte) []byte {
+	return ipv4Packet(out4a, out4b, nhUDP, nil, udpHeader(40000, dport, vxlanHeader(flags, 42, frame)))
+}
+
+func gre4(flags, version byte, proto uint16, payload []byte) []byte {
+	return ipv4Packet(out4a, out4b, nhGRE, nil, greHeader(flags, version, proto, payload))
+}
+
+var tunnelCases = []vmCase{
+	{name: "vxlan_ipv4_rst", base: vx4(4789, 0x08, etherFrame(etherIPv4, rst4)), want: true},
+	{name: "vxlan_8472_ipv6_rst", base: vx4(8472, 0x08, etherFrame(etherIPv6, rst6)), want: true},
+	{name: "vxlan_ipv6_outer", base: ipv6Packet(out6a, out6b, nil, nhUDP, udpHeader(1, 4789, vxlanHeader(0x08, 1, etherFrame(etherIPv4, rst4)))), want: true},
+	{name: "vxlan_ipv6_outer_ext", base: ipv6Packet(out6a, out6b, []ext6{optsExt(nhDestOpts, 1)}, nhUDP, udpHeader(1, 4789, vxlanHeader(0x08, 1, etherFrame(etherIPv6, rst6)))), want: true},
+	{name: "vxlan_ack", base: vx4(4789, 0x08, etherFrame(etherIPv4, ack4))},
+	{name: "vxlan_no_I_flag", base: vx4(4789, 0, etherFrame(etherIPv4, rst4))},
+	{name: "vxlan_inner_vlan", base: vx4(4789, 0x08, etherFrame(etherIPv6, rst6, [2]uint16{0x8100, 10})), want: true},
+	{name: "vxlan_inner_qinq", base: vx4(4789, 0x08, etherFrame(etherIPv4, rst4, [2]uint16{0x88a8, 10}, [2]uint16{0x8100, 20}))},
+	{name: "vxlan_inner_arp", base: vx4(4789, 0x08, etherFrame(etherARP, make([]byte, 28)))},
+	{name: "vxlan_truncated", base: vx4(4789, 0x08, etherFrame(etherIPv4, rst4)), edit: trimTo(20 + 8 + 8 + 14 + 20 + 13)},
+	{name: "vxlan_in_vxlan", base: vx4(4789, 0x08, etherFrame(etherIPv4, vx4(4789, 0x08, etherFrame(etherIPv4, rst4))))},
+	{name: "vxlan_inner_fragment", base: vx4(4789, 0x08, etherFrame(etherIPv4, rst4)), edit: func(b []byte) []byte { b[50+7] = 1; return b }},
+	{name: "vxlan_outer_fragment", base: vx4(4789, 0x08, etherFrame(etherIPv4, rst4)), edit: func(b []byte) []byte { b[7] = 1; return b }},
+	{name: "vxlan_outer_bad_ihl", base: vx4(4789, 0x08, etherFrame(etherIPv4, rst4)), edit: func(b []byte) []byte { b[0] = 0x44; return b }},
+	{name: "vxlan_inner_bad_ihl", base: vx4(4789, 0x08, etherFrame(etherIPv4, rst4)), edit: func(b []byte) []byte { b[50] = 0x44; return b }},
+	{name: "vxlan_inner_ipv6_ext", base: vx4(4789, 0x08, etherFrame(etherIPv6, v6chain(optsExt(nhHopByHop, 0), fragExt(0, true)))), want: true},
+	{name: "vxlan_inner_ipv6_non_first_fragment", base: vx4(4789, 0x08, etherFrame(etherIPv6, v6chain(fragExt(8, false))))},
+	{name: "vxlan_inner_syn", base: vx4(4789, 0x08, etherFrame(etherIPv6, syn6)), opts: optSYN, want: true},
+	{name: "vxlan_inner_port", base: vx4(4789, 0x08, etherFrame(etherIPv4, rst4)), opts: optPorts, want: true},
+	{name: "vxlan_inner_host4_ipv6_outer", base: ipv6Packet(out6a, out6b, nil, nhUDP, udpHeader(1, 4789, vxlanHeader(0x08, 1, etherFrame(etherIPv4, rst4)))), opts: optHost4, want: true},
+	{name: "vxlan_outer_host_only", base: vx4(4789, 0x08, etherFrame(etherIPv4, rst4)), opts: filter.Options{Hosts: []netip.Addr{out4a}}},
+	{name: "vxlan_inner_host6", base: vx4(4789, 0x08, etherFrame(etherIPv6, rst6)), opts: optHost6, want: true},
+	{name: "udp_other_port", base: ipv4Packet(out4a, out4b, nhUDP, nil, udpHeader(1, 4790, vxlanHeader(0x08, 1, etherFrame(etherIPv4, rst4))))},
+	{name: "geneve_options", base: ipv4Packet(out4a, out4b, nhUDP, nil, udpHeader(1, 6081, geneveHeader(3, 0x6558, etherFrame(etherIPv4, rst4)))), want: true},
+	{name: "geneve_ipv6_payload", base: ipv4Packet(out4a, out4b, nhUDP, nil, udpHeader(1, 6081, geneveHeader(0, etherIPv6, rst6))), want: true},
+	{name: "geneve_version_1", base: ipv4Packet(out4a, out4b, nhUDP, nil, udpHeader(1, 6081, geneveHeader(0x40, 0x6558, etherFrame(etherIPv4, rst4))))},
+	{name: "geneve_erspan_protocol", base: ipv4Packet(out4a, out4b, nhUDP, nil, udpHeader(1, 6081, geneveHeader(0, 0x88be, erspan2Header(etherFrame(etherIPv4, rst4)))))},
+	{name: "gre_ipv4", base: gre4(0, 0, etherIPv4, rst4), want: true},
+	{name: "gre_key", base: gre4(0x20, 0, etherIPv6, rst6), want: true},
+	{name: "gre_seq", base: gre4(0x10, 0, etherIPv4, rst4), want: true},
+	{name: "gre_csum", base: gre4(0x80, 0, etherIPv4, rst4), want: true},
+	{name: "gre_key_seq", base: gre4(0x30, 0, etherIPv4, rst4), want: true},
+	{name: "gre_csum_key_seq", base: gre4(0xb0, 0, etherIPv4, rst4), want: true},
+	{name: "gre_csum_key_seq_ack", base: gre4(0xb0, 0, etherIPv4, ack4)},
+	{name: "gre_routing", base: gre4(0x40, 0, etherIPv4, rst4)},
+	{name: "gre_version_1", base: gre4(0x20, 1, etherIPv4, rst4)},
+	{name: "gretap", base: gre4(0x20, 0, 0x6558, etherFrame(etherIPv4, rst4)), want: true},
+	{name: "gre_ipv6_outer", base: ipv6Packet(out6a, out6b, nil, nhGRE, greHeader(0, 0, etherIPv4, rst4)), want: true},
+	{name: "erspan1", base: gre4(0, 0, 0x88be, etherFrame(etherIPv6, rst6)), want: true},
+	{name: "erspan2", base: gre4(0x10, 0, 0x88be, erspan2Header(etherFrame(etherIPv4, rst4))), want: true},
+	{name: "erspan3", base: gre4(0x10, 0, 0x22eb, erspan3Header(false, etherFrame(etherIPv4, rst4))), want: true},
+	{name: "erspan3_subheader", base: gre4(0x10, 0, 0x22eb, erspan3Header(true, etherFrame(etherIPv6, rst6))), want: true},
+	{name: "gre_unknown_protocol", base: gre4(0, 0, 0x8847, rst4)},
+	{name: "ipip", base: ipv4Packet(out4a, out4b, nhIPIP, nil, rst4), want: true},
+	{name: "sit", base: ipv4Packet(out4a, out4b, nhIPv6, nil, rst6), want: true},
+	{name: "ipip6", base: ipv6Packet(out6a, out6b, nil, nhIPIP, rst4), want: true},
+	{name: "ip6ip6_ext", base: ipv6Packet(out6a, out6b, []ext6{optsExt(nhDestOpts, 0)}, nhIPv6, rst6), want: true},
+	{name: "ipip_ack", base: ipv4Packet(out4a, out4b, nhIPIP, nil, ack4)},
+	{name: "ipip_in_ipip", base: ipv4Packet(out4a, out4b, nhIPIP, nil, ipv4Packet(out4a, out4b, nhIPIP, nil, rst4))},
+	{name: "ipip_outer_fragment", base: ipv4Packet(out4a, out4b, nhIPIP, nil, rst4), edit: func(b []byte) []byte { b[7] = 1; return b }},
+}
+
+func init() { vmCases = append(vmCases, tunnelCases...) }
+
 func TestCoreVM(t *testing.T) {
 	t.Parallel()
 	for _, tt := range vmCases {
@@ -317,34 +390,53 @@ func snaplen(o filter.Options) uint32 {
 
 // reference is an independent decoder: it reports whether p, a packet that
 // starts at the IP header, is a TCP RST (or, with o.SYN, a SYN without ACK)
-// that the Ports and Hosts clauses admit. Like the BPF program it ignores
-// length fields and checksums and needs the bytes up to the TCP flags.
+// that the Ports and Hosts clauses admit, either itself or inside one
+// VXLAN, Geneve, GRE or IP-in-IP tunnel (see refTunnel). Like the BPF program it
+// ignores length fields and checksums and needs the bytes up to the TCP
+// flags.
 func reference(p []byte, o filter.Options) bool {
-	if len(p) == 0 {
+	return refIP(p, 0, o, true)
+}
+
+// refIP decodes the IP packet at p[x:]; outer says tunnels may follow.
+func refIP(p []byte, x int, o filter.Options, outer bool) bool {
+	if len(p) <= x {
 		return false
 	}
 	var (
 		tcp      int
 		src, dst netip.Addr
 	)
-	switch p[0] >> 4 {
+	switch p[x] >> 4 {
 	case 4:
-		if len(p) < 20 {
+		if len(p) < x+20 {
 			return false
 		}
-		ihl := int(p[0]&0x0f) * 4
-		if ihl < 20 || p[9] != nhTCP || be.Uint16(p[6:])&0x1fff != 0 {
+		ihl := int(p[x]&0x0f) * 4
+		if be.Uint16(p[x+6:])&0x1fff != 0 || ihl < 20 {
 			return false
 		}
-		tcp = ihl
-		src, dst = netip.AddrFrom4([4]byte(p[12:16])), netip.AddrFrom4([4]byte(p[16:20]))
+		if p[x+9] != nhTCP {
+			if outer {
+				return refTunnel(p, x+ihl, p[x+9], o)
+			}
+			return false
+		}
+		tcp = x + ihl
+		src, dst = netip.AddrFrom4([4]byte(p[x+12:x+16])), netip.AddrFrom4([4]byte(p[x+16:x+20]))
 	case 6:
-		if len(p) < 40 {
+		if len(p) < x+40 {
 			return false
 		}
-		src, dst = netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40]))
-		nh, off := p[6], 40
+		src, dst = netip.AddrFrom16([16]byte(p[x+8:x+24])), netip.AddrFrom16([16]byte(p[x+24:x+40]))
+		nh, off := p[x+6], x+40
 		for depth := 0; nh != nhTCP; depth++ {
+			if nh == nhUDP || nh == nhGRE || nh == nhIPIP || nh == nhIPv6 {
+				if outer {
+					return refTunnel(p, off, nh, o)
+				}
+				return false
+			}
 			if depth == filter.MaxIPv6ExtHeaders || len(p) < off+4 {
 				return false
 			}
@@ -396,6 +488,103 @@ func reference(p []byte, o filter.Options) bool {
 		}
 	}
 	return true
+}
+
+// refTunnel finds the IP packet inside the tunnel header of protocol proto
+// at p[x:] (VXLAN on UDP 4789 and 8472, RFC 7348; Geneve on 6081, RFC
+// 8926; GRE version 0 without routing, RFC 2784 and 2890, carrying IP,
+// Ethernet or ERSPAN I-III) and decodes it. An inner Ethernet frame may
+// have one 802.1Q tag.
+func refTunnel(p []byte, x int, proto byte, o filter.Options) bool {
+	u16 := func(off int) (uint16, bool) {
+		if off < 0 || len(p) < off+2 {
+			return 0, false
+		}
+		return be.Uint16(p[off:]), true
+	}
+	u8 := func(off int) (byte, bool) {
+		if len(p) < off+1 {
+			return 0, false
+		}
+		return p[off], true
+	}
+	var payload uint16 // EtherType of what follows x
+	switch proto {
+	case nhIPIP, nhIPv6: // RFC 2003, RFC 4213, RFC 2473: the version nibble decides
+		return refIP(p, x, o, false)
+	case nhUDP:
+		port, ok := u16(x + 2)
+		if !ok {
+			return false
+		}
+		switch port {
+		case 4789, 8472:
+			f, ok := u8(x + 8)
+			if !ok || f&0x08 == 0 {
+				return false
+			}
+			x, payload = x+16, 0x6558
+		case 6081:
+			if payload, ok = u16(x + 10); !ok {
+				return false
+			}
+			f, ok := u8(x + 8)
+			if !ok || f&0xc0 != 0 {
+				return false
+			}
+			x += 16 + int(f&0x3f)*4
+		default:
+			return false
+		}
+	case nhGRE:
+		v, ok1 := u8(x + 1)
+		pr, ok2 := u16(x + 2)
+		f, ok3 := u8(x)
+		if !ok1 || v&0x07 != 0 || !ok2 || !ok3 || f&0x4f != 0 {
+			return false
+		}
+		n := 4
+		for _, bit := range []byte{0x80, 0x20, 0x10} {
+			if f&bit != 0 {
+				n += 4
+			}
+		}
+		x, payload = x+n, pr
+		switch payload {
+		case 0x88be: // ERSPAN I (no sequence number) or II
+			if f&0x10 != 0 {
+				x += 8
+			}
+			payload = 0x6558
+		case 0x22eb: // ERSPAN III
+			b, ok := u8(x + 11)
+			if !ok {
+				return false
+			}
+			x += 12 + int(b&1)*8
+			payload = 0x6558
+		}
+	default:
+		return false
+	}
+	if payload == 0x6558 {
+		et, ok := u16(x + 12)
+		if !ok {
+			return false
+		}
+		if et == 0x8100 {
+			if et, ok = u16(x + 16); !ok {
+				return false
+			}
+			x += 4
+		}
+		x += 14
+		payload = et
+	}
+	if payload != 0x0800 && payload != 0x86dd {
+		return false
+	}
+	return refIP(p, x, o, false)
 }
 
 // FuzzCore runs arbitrary bytes through Core in the VM for every option set:

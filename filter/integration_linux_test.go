@@ -27,12 +27,6 @@ import (
 // They need CAP_SYS_ADMIN (network namespaces) and CAP_NET_RAW (packet
 // sockets), and send traffic only inside the namespaces they create.
 
-const (
-	etherIPv4 = 0x0800
-	etherIPv6 = 0x86dd
-	etherARP  = 0x0806
-)
-
 // listenIn opens a SOCK_DGRAM packet socket for all protocols on all
 // interfaces of ns, with raw attached before bind (mdlayher/packet does that
 // for Config.Filter), and closes it when the test ends.

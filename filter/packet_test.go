@@ -28,8 +28,11 @@ const (
 const (
 	nhHopByHop = 0
 	nhICMP     = 1
+	nhIPIP     = 4
 	nhTCP      = 6
 	nhUDP      = 17
+	nhGRE      = 47
+	nhIPv6     = 41
 	nhRouting  = 43
 	nhFragment = 44
 	nhESP      = 50
@@ -37,6 +40,13 @@ const (
 	nhICMPv6   = 58
 	nhNoNext   = 59
 	nhDestOpts = 60
+)
+
+// EtherTypes of the test packets.
+const (
+	etherIPv4 = 0x0800
+	etherIPv6 = 0x86dd
+	etherARP  = 0x0806
 )
 
 var be = binary.BigEndian
@@ -149,4 +159,66 @@ func ipv6Packet(src, dst netip.Addr, exts []ext6, upper byte, payload []byte) []
 	copy(b[8:], s[:])
 	copy(b[24:], d[:])
 	return append(b, rest...)
+}
+
+// Tunnel headers (RFC 7348, RFC 8926, RFC 2784/2890, draft-foschiano-erspan),
+// each followed by its payload.
+
+func udpHeader(sport, dport uint16, payload []byte) []byte {
+	h := make([]byte, 8, 8+len(payload))
+	be.PutUint16(h[0:], sport)
+	be.PutUint16(h[2:], dport)
+	be.PutUint16(h[4:], uint16(8+len(payload)))
+	return append(h, payload...)
+}
+
+// etherFrame is an Ethernet frame; tags are 802.1Q/802.1ad tags (TPID,
+// TCI) outermost first.
+func etherFrame(et uint16, payload []byte, tags ...[2]uint16) []byte {
+	h := []byte{2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2}
+	for _, t := range tags {
+		h = be.AppendUint16(h, t[0])
+		h = be.AppendUint16(h, t[1])
+	}
+	h = be.AppendUint16(h, et)
+	return append(h, payload...)
+}
+
+func vxlanHeader(flags byte, vni uint32, frame []byte) []byte {
+	h := []byte{flags, 0, 0, 0}
+	h = be.AppendUint32(h, vni<<8)
+	return append(h, frame...)
+}
+
+func geneveHeader(first byte, proto uint16, payload []byte) []byte {
+	h := []byte{first, 0}
+	h = be.AppendUint16(h, proto)
+	h = be.AppendUint32(h, 77<<8)
+	h = append(h, make([]byte, int(first&0x3f)*4)...) // options
+	return append(h, payload...)
+}
+
+// greHeader is a GRE header with the optional fields its flags announce.
+func greHeader(flags, version byte, proto uint16, payload []byte) []byte {
+	h := []byte{flags, version}
+	h = be.AppendUint16(h, proto)
+	for _, bit := range []byte{0x80, 0x20, 0x10} {
+		if flags&bit != 0 {
+			h = be.AppendUint32(h, 0x01020300)
+		}
+	}
+	return append(h, payload...)
+}
+
+func erspan2Header(frame []byte) []byte {
+	return append([]byte{0x10, 0x01, 0x00, 0x64, 0, 0, 0, 0}, frame...)
+}
+
+func erspan3Header(sub bool, frame []byte) []byte {
+	h := []byte{0x20, 0x01, 0x00, 0x64, 0, 0, 0, 1, 0, 0, 0, 0}
+	if sub {
+		h[11] = 1
+		h = append(h, make([]byte, 8)...)
+	}
+	return append(h, frame...)
 }

@@ -72,6 +72,13 @@ type Packet struct {
 	Proto uint16
 	Len   int    // length of the IP packet on the wire
 	Data  []byte // captured bytes, starting at the IP header
+	// VLAN says that the kernel took an 802.1Q or 802.1ad tag off the
+	// frame (TP_STATUS_VLAN_VALID); VLANTCI and VLANTPID are the tag's
+	// control information and protocol ID (0 when the kernel did not
+	// report it: 0x8100).
+	VLAN     bool
+	VLANTCI  uint16
+	VLANTPID uint16
 }
 
 // Event is a decoded TCP segment with where and when it was seen. Data
@@ -81,7 +88,14 @@ type Event struct {
 	Ifindex   int
 	Ifname    string
 	Direction Direction
-	Len       int
-	Data      []byte
+	// Len is the wire length of the IP packet in Data.
+	Len int
+	// Data is the IP packet that carries the segment: for a segment inside
+	// a tunnel, the inner one.
+	Data []byte
+	// Encap holds the layers the segment was found inside (VLAN tags,
+	// tunnels), outermost first; the Segment's addresses are the inner
+	// connection's.
+	Encap Encap
 	Segment
 }

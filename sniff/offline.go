@@ -13,8 +13,9 @@ import (
 
 // FileReader yields the segments of a pcap or pcapng file that the capture
 // filter accepts, decoded and deduplicated exactly as a live capture is.
-// The filter runs in x/net/bpf's VM on the IP packet found inside each
-// frame, so --port and --host mean the same thing on and off line.
+// The filter runs in x/net/bpf's VM on the innermost IP packet found inside
+// each frame (see Encap.Peel), so --port and --host mean the same thing on
+// and off line.
 type FileReader struct {
 	r     *savefile.Reader
 	vm    *bpf.VM
@@ -51,8 +52,10 @@ func NewFileReader(r io.Reader, opts filter.Options) (*FileReader, error) {
 }
 
 // Next fills e with the next accepted segment. It returns io.EOF at the
-// clean end of the file and the reader's error (wrapping savefile.ErrCorrupt
-// or io.ErrUnexpectedEOF) for a damaged one.
+// clean end of the file, the reader's error (wrapping savefile.ErrCorrupt
+// or io.ErrUnexpectedEOF) for a damaged one, and an error wrapping
+// savefile.ErrUnsupportedLinkType at the first frame of a link type
+// savefile.Link does not strip.
 func (f *FileReader) Next(e *Event) error {
 	for {
 		p, err := f.r.Next()
@@ -60,8 +63,17 @@ func (f *FileReader) Next(e *Event) error {
 			return err
 		}
 		f.Packets++
-		ip, info, ok := savefile.Network(p.LinkType, p.Data)
+		payload, proto, info, ok := savefile.Link(p.LinkType, p.Data)
 		if !ok {
+			if !p.LinkType.Supported() {
+				return fmt.Errorf("link type %v %w", p.LinkType, savefile.ErrUnsupportedLinkType)
+			}
+			continue
+		}
+		// The filter and the decoder see the innermost IP packet, so
+		// --port and --host apply to the connection inside any tunnel.
+		ip, err := e.Encap.Peel(payload, proto)
+		if err != nil {
 			continue
 		}
 		f.noteHandshake(ip)

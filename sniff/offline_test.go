@@ -2,7 +2,11 @@ package sniff_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +122,89 @@ func TestFileReaderHandshake(t *testing.T) {
 		if e.Dst != want.dst || fr.HandshakeSeen(&e) != want.seen {
 			t.Errorf("reset to %v: handshake seen %v, want reset to %v with %v", e.Dst, fr.HandshakeSeen(&e), want.dst, want.seen)
 		}
+	}
+}
+
+// pcapOf returns a classic pcap file (little-endian, microseconds) of link
+// type lt holding frames, one second apart.
+func pcapOf(lt savefile.LinkType, frames ...[]byte) []byte {
+	le := binary.LittleEndian
+	b := le.AppendUint32(nil, 0xa1b2c3d4)
+	b = le.AppendUint16(b, 2)
+	b = le.AppendUint16(b, 4)
+	b = le.AppendUint64(b, 0)
+	b = le.AppendUint32(b, 65535)
+	b = le.AppendUint32(b, uint32(lt))
+	for i, f := range frames {
+		b = le.AppendUint32(b, uint32(1700000000+i))
+		b = le.AppendUint32(b, 0)
+		b = le.AppendUint32(b, uint32(len(f)))
+		b = le.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+// TestFileReaderEncap reads every hand-built encapsulation from a file: the
+// event carries the inner connection and the layers, and --port applies to
+// the inner ports.
+func TestFileReaderEncap(t *testing.T) {
+	for _, tc := range encapCases() {
+		lt := savefile.LinkTypeEthernet
+		switch tc.proto {
+		case sniff.EtherTypeIPv4:
+			lt = savefile.LinkTypeIPv4
+		case sniff.EtherTypeIPv6:
+			lt = savefile.LinkTypeIPv6
+		case sniff.ProtoIP:
+			lt = savefile.LinkTypeRaw
+		case sniff.ProtoLLC:
+			continue // no link type hands over a bare LLC frame
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			for _, port := range []uint16{tc.inner.src.Port(), 1} {
+				fr, err := sniff.NewFileReader(bytes.NewReader(pcapOf(lt, tc.pkt)), filter.Options{Ports: []uint16{port}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var e sniff.Event
+				err = fr.Next(&e)
+				if port == 1 {
+					if err != io.EOF {
+						t.Errorf("--port 1 (no inner port) matched: %v", err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("Next: %v", err)
+				}
+				if e.Src != tc.inner.src || e.Dst != tc.inner.dst || e.Seq != tc.inner.seq || e.Ack != tc.inner.ack {
+					t.Errorf("got %v > %v seq %d ack %d, want the inner connection", e.Src, e.Dst, e.Seq, e.Ack)
+				}
+				if got := string(e.Encap.AppendJSON(nil)); got != tc.json {
+					t.Errorf("encap %s, want %s", got, tc.json)
+				}
+				if e.Len != len(e.Data) {
+					t.Errorf("Len %d, inner packet %d bytes", e.Len, len(e.Data))
+				}
+			}
+		})
+	}
+}
+
+// TestFileReaderUnsupportedLinkType checks the one-line error for a link
+// type that has no IP to find.
+func TestFileReaderUnsupportedLinkType(t *testing.T) {
+	fr, err := sniff.NewFileReader(bytes.NewReader(pcapOf(147, refusedV4.build())), filter.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e sniff.Event
+	err = fr.Next(&e)
+	if !errors.Is(err, savefile.ErrUnsupportedLinkType) {
+		t.Fatalf("got %v, want ErrUnsupportedLinkType", err)
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "link type LinkType(147) not supported (supported: Ethernet") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q", msg)
 	}
 }

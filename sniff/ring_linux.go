@@ -175,6 +175,7 @@ func (s *Sniffer) readRing() ([]Packet, error) {
 		p.HAType = a.Hatype
 		// sll_protocol is stored in network byte order (packet(7)).
 		p.Proto = binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Protocol))[:])
+		p.VLAN, p.VLANTCI, p.VLANTPID = vlanTag(th.Status, uint16(th.Hv1.Vlan_tci), th.Hv1.Vlan_tpid)
 		if th.Next_offset == 0 {
 			break
 		}

@@ -107,14 +107,20 @@ func (s *Sniffer) Next(e *Event) error {
 			p := &s.batch[s.pos]
 			s.pos++
 			data := s.own(p.Data)
-			// The kernel filter checks the ethertype and the version nibble
-			// separately; the IP stack would drop a packet where they
-			// disagree, so do not report it either.
-			if err := e.Segment.Decode(data); err != nil || !familyMatches(e.Family, p.Proto) {
+			// Peel checks that the ethertype and the version nibble agree
+			// (the kernel filter checks them separately); the IP stack
+			// would drop a packet where they disagree.
+			ip, err := e.Segment.DecodeLayers(data, p.Proto, &e.Encap)
+			if err != nil {
 				s.undecodable++
 				continue
 			}
-			e.Time, e.Ifindex, e.Len, e.Data = p.Time, p.Ifindex, p.Len, data
+			if p.VLAN {
+				// The kernel took the outermost tag off the frame.
+				e.Encap.PushVLAN(p.VLANTPID, p.VLANTCI)
+			}
+			e.Time, e.Ifindex, e.Data = p.Time, p.Ifindex, ip
+			e.Len = p.Len - (len(data) - len(ip))
 			e.Direction = DirectionOf(p.PktType, p.HAType)
 			if s.dedup.Duplicate(e) {
 				s.duplicates++
@@ -152,8 +158,3 @@ func (s *Sniffer) Interfaces() []Interface { return s.ifaces }
 // returned yet; when it is 0 the next call may block, so a caller that
 // buffers output flushes then.
 func (s *Sniffer) Buffered() int { return len(s.batch) - s.pos }
-
-// familyMatches reports whether an IP family agrees with an ethertype.
-func familyMatches(f Family, ethertype uint16) bool {
-	return f == IPv4 && ethertype == 0x0800 || f == IPv6 && ethertype == 0x86dd
-}

@@ -287,7 +287,7 @@ func (s *Sniffer) read() ([]Packet, error) {
 		// sll_protocol is stored in network byte order (packet(7)).
 		p.Proto = binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Protocol))[:])
 		ctrl := s.ctrl[i*s.ctrlLen : i*s.ctrlLen+int(m.Hdr.Controllen)]
-		p.Time, p.Len = parseCmsgs(ctrl)
+		p.Time, p.Len = parseCmsgs(ctrl, p)
 		if p.Time.IsZero() {
 			p.Time = time.Now()
 		}
@@ -300,8 +300,9 @@ func (s *Sniffer) read() ([]Packet, error) {
 
 // parseCmsgs returns the SCM_TIMESTAMPNS time and the PACKET_AUXDATA
 // length on the wire from the control messages in b (zero values when
-// absent).
-func parseCmsgs(b []byte) (t time.Time, wireLen int) {
+// absent), and sets p's VLAN fields from PACKET_AUXDATA.
+func parseCmsgs(b []byte, p *Packet) (t time.Time, wireLen int) {
+	p.VLAN, p.VLANTCI, p.VLANTPID = false, 0, 0
 	hdr := unix.CmsgLen(0)
 	for len(b) >= hdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
@@ -317,6 +318,7 @@ func parseCmsgs(b []byte) (t time.Time, wireLen int) {
 		case h.Level == unix.SOL_PACKET && h.Type == unix.PACKET_AUXDATA && len(data) >= sizeofAuxdata:
 			aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&data[0]))
 			wireLen = int(aux.Len)
+			p.VLAN, p.VLANTCI, p.VLANTPID = vlanTag(aux.Status, aux.Vlan_tci, aux.Vlan_tpid)
 		}
 		next := unix.CmsgSpace(l - hdr)
 		if next >= len(b) {
@@ -407,3 +409,15 @@ func (s *Sniffer) Close() error {
 // sizeofAuxdata is sizeof(struct tpacket_auxdata), which x/sys/unix does
 // not export.
 const sizeofAuxdata = int(unsafe.Sizeof(unix.TpacketAuxdata{}))
+
+// vlanTag reads the VLAN tag the kernel reports beside a packet, in a
+// tpacket3_hdr or tpacket_auxdata (packet(7)).
+func vlanTag(status uint32, tci, tpid uint16) (ok bool, t, p uint16) {
+	if status&unix.TP_STATUS_VLAN_VALID == 0 {
+		return false, 0, 0
+	}
+	if status&unix.TP_STATUS_VLAN_TPID_VALID == 0 {
+		tpid = 0
+	}
+	return true, tci, tpid
+}

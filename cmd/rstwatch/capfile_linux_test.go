@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
 	"github.com/rstwatch/rstwatch/proc/netns/netnstest"
 	"github.com/rstwatch/rstwatch/sniff/snifftest"
 )
@@ -102,7 +103,7 @@ func TestIntegrationCaptureFileRoundTrip(t *testing.T) {
 				}
 				m := live[i]
 				want := fmt.Sprint(m["time"], m["src"], m["src_port"], m["dst_port"], m["ack"])
-				got := fmt.Sprint(ts.UTC().Format(jsonTime), f[1]+f[2], f[3], f[4], f[5])
+				got := fmt.Sprint(ts.UTC().Format(render.JSONTime), f[1]+f[2], f[3], f[4], f[5])
 				if got != want {
 					t.Errorf("reset %d: tshark reads %s, rstwatch printed %s", i, got, want)
 				}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
 	"github.com/rstwatch/rstwatch/sniff/snifftest"
 )
 
@@ -91,7 +92,7 @@ func (r *corpusReset) key() string {
 		ack = fmt.Sprintf(", ack %d", r.ack)
 	}
 	return fmt.Sprintf("%s %v > %v: Flags [%s], seq %d%s, win %d, length %d",
-		r.time.UTC().Format(jsonTime), netip.AddrPortFrom(r.src, r.sport), netip.AddrPortFrom(r.dst, r.dport),
+		r.time.UTC().Format(render.JSONTime), netip.AddrPortFrom(r.src, r.sport), netip.AddrPortFrom(r.dst, r.dport),
 		r.flags, r.seq, ack, r.win, r.length)
 }
 

@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/diagnose"
 	"github.com/rstwatch/rstwatch/proc"
 	"github.com/rstwatch/rstwatch/sniff/pipeline"
 )
@@ -80,23 +76,26 @@ func runDiagnose(c *cli.Context) error {
 	}
 
 	var mu sync.Mutex // d is fed by the capture and by the listener sampler
-	d := newDiagnosis(time.Now(), c0)
-	d.offline = offline
+	d := diagnose.New(time.Now(), c0)
+	d.Offline = offline
 	x := s.pipe.Explainer()
 	if x != nil {
 		sample := func() {
 			if ls, err := x.Listeners(); err == nil {
 				mu.Lock()
-				d.sampleListeners(ls)
+				d.SampleListeners(ls)
 				mu.Unlock()
 			}
 		}
 		sample()
 		go every(ctx, listenerSampleEvery, sample)
 	}
-	progress := newProgress(c.App.ErrWriter, s.counters, c0)
-	if progress != nil && !offline {
-		go every(ctx, 500*time.Millisecond, progress.show)
+	var progress *diagnose.Progress
+	if isTerminal(c.App.ErrWriter) {
+		progress = diagnose.NewProgress(c.App.ErrWriter, s.counters, c0)
+		if !offline {
+			go every(ctx, 500*time.Millisecond, progress.Show)
+		}
 	}
 
 	var n int
@@ -105,16 +104,16 @@ func runDiagnose(c *cli.Context) error {
 			return nil
 		}
 		mu.Lock()
-		d.add(&e.Event, &e.Verdict)
+		d.Add(&e.Event, &e.Verdict)
 		mu.Unlock()
 		if progress != nil {
-			progress.resets.Store(int64(n + 1))
+			progress.Resets.Store(int64(n + 1))
 		}
 		n++
 		return nil
 	}))
 	if progress != nil {
-		progress.clear()
+		progress.Clear()
 	}
 	if ferr := s.finish(); runErr == nil {
 		runErr = ferr
@@ -122,43 +121,36 @@ func runDiagnose(c *cli.Context) error {
 
 	mu.Lock()
 	defer mu.Unlock()
-	d.end = time.Now()
+	d.End = time.Now()
 	if offline {
-		d.start, d.end = offlineSpan(d)
+		d.Start, d.End = d.FileSpan()
 	}
 	if c0 != nil {
-		if d.c1, err = s.counters(); err != nil {
-			d.c0 = nil
+		if d.C1, err = s.counters(); err != nil {
+			d.C0 = nil
 		}
-		d.uptime = uptime(s.fs)
+		if up, err := s.fs.Uptime(); err == nil {
+			d.Uptime = up
+		}
 	}
 	if x != nil {
 		if ls, err := x.Listeners(); err == nil {
-			d.sampleListeners(ls)
+			d.SampleListeners(ls)
 		}
 	}
 	if !offline {
 		if st := s.pipe.Stats(); st.Err == nil {
-			d.drops = st.Drops
+			d.Drops = st.Drops
 		}
 	}
-	for _, row := range counterRows(nil, d.c0, d.c1, d.end.Sub(d.start)) {
-		for i := range rules {
-			if rules[i].counter == row.info && rules[i].holds(row) {
-				d.alerts = append(d.alerts, fmt.Sprintf("%s: %s rose by %d in %s (%.2f/s); it counts %s",
-					rules[i].text, row.info.name, row.delta, row.elapsed.Round(time.Millisecond), row.rate, row.info.meaning))
-			}
-		}
-	}
+	d.EvalAlerts(rules)
 
-	r := d.report()
+	r := d.Report()
 	if c.Bool(flagJSON) {
-		enc := json.NewEncoder(s.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
+		if err := r.WriteJSON(s.stdout); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}
-	} else if _, err := io.WriteString(s.stdout, reportText(r)); err != nil {
+	} else if _, err := io.WriteString(s.stdout, r.Text()); err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	if runErr != nil {
@@ -168,23 +160,6 @@ func runDiagnose(c *cli.Context) error {
 		return alertError{}
 	}
 	return nil
-}
-
-// offlineSpan is the time the resets in a file span (1s when fewer than two).
-func offlineSpan(d *diagnosis) (time.Time, time.Time) {
-	var first, last time.Time
-	for _, g := range d.groups {
-		if first.IsZero() || g.first.Before(first) {
-			first = g.first
-		}
-		if g.last.After(last) {
-			last = g.last
-		}
-	}
-	if first.IsZero() || !last.After(first) {
-		return first, first.Add(time.Second)
-	}
-	return first, last
 }
 
 // every calls fn every period until ctx ends.
@@ -198,135 +173,5 @@ func every(ctx context.Context, period time.Duration, fn func()) {
 		case <-t.C:
 			fn()
 		}
-	}
-}
-
-// uptime reads the seconds since boot from /proc/uptime (0 if unknown).
-func uptime(fs proc.FS) float64 {
-	b, err := os.ReadFile(fs.Path("uptime"))
-	if err != nil {
-		return 0
-	}
-	f, err := strconv.ParseFloat(strings.Fields(string(b) + " 0")[0], 64)
-	if err != nil {
-		return 0
-	}
-	return f
-}
-
-// reportText renders the report for a person.
-func reportText(r *report) string {
-	var b strings.Builder
-	if r.Offline {
-		fmt.Fprintf(&b, "rstwatch diagnose (offline, from the packets and handshakes in the file): %d resets over %.2fs\n", r.Headline.ResetsTotal, r.DurationS)
-	} else {
-		fmt.Fprintf(&b, "rstwatch diagnose: %d resets in %.2fs\n", r.Headline.ResetsTotal, r.DurationS)
-		b.WriteString(r.Headline.Text + "\n")
-	}
-	if !r.Abnormal {
-		b.WriteString("\nNothing abnormal: no TCP resets, no failed connections the resets do not explain, no alert.\n")
-		return b.String()
-	}
-	if len(r.Findings) > 0 {
-		b.WriteString("\nFindings, most failures first:\n")
-	}
-	for i, f := range r.Findings {
-		fmt.Fprintf(&b, "%d. %s %s", i+1, f.Cause, f.Local)
-		if f.Service != "" {
-			fmt.Fprintf(&b, " (%s)", f.Service)
-		}
-		fmt.Fprintf(&b, ": %d (%.2f/s)", f.Count, f.RatePerS)
-		if f.Direction != "" {
-			fmt.Fprintf(&b, ", %s", f.Direction)
-		}
-		if len(f.Ifnames) > 0 {
-			fmt.Fprintf(&b, " on %s", safe(strings.Join(f.Ifnames, ", ")))
-		}
-		fmt.Fprintf(&b, "\n   %s\n", f.Advice)
-		if len(f.Peers) > 0 {
-			var ps []string
-			for _, p := range f.Peers {
-				ps = append(ps, fmt.Sprintf("%s (%d)", p.Addr, p.Count))
-			}
-			fmt.Fprintf(&b, "   peers: %s\n", strings.Join(ps, ", "))
-		}
-		if len(f.Processes) > 0 {
-			var ps []string
-			for _, p := range f.Processes {
-				s := fmt.Sprintf("%s %s pid %d", strings.ReplaceAll(p.Role, "_", " "), safe(p.Comm), p.PID)
-				if p.Until != nil {
-					s += " until " + p.Until.Format("15:04:05")
-				}
-				ps = append(ps, s)
-			}
-			fmt.Fprintf(&b, "   processes: %s\n", strings.Join(ps, "; "))
-		}
-	}
-	if len(r.Unexplained) > 0 {
-		b.WriteString("\nNot explained by the resets:\n")
-		for _, u := range r.Unexplained {
-			fmt.Fprintf(&b, "- %s\n", u.Text)
-		}
-	}
-	if len(r.Alerts) > 0 {
-		b.WriteString("\nAlerts:\n")
-		for _, a := range r.Alerts {
-			fmt.Fprintf(&b, "- ALERT %s\n", a)
-		}
-	}
-	if r.Drops > 0 {
-		fmt.Fprintf(&b, "\nThe kernel dropped %d packets of the capture: the counts above are low.\n", r.Drops)
-	}
-	return b.String()
-}
-
-// progress is diagnose's live line on a terminal: elapsed time, resets so
-// far and the current failed-connection rate.
-type progress struct {
-	w      io.Writer
-	read   func() (proc.Counters, error)
-	start  time.Time
-	resets atomic.Int64
-
-	mu       sync.Mutex
-	last     proc.Counters
-	lastAt   time.Time
-	rate     float64
-	drawnLen int
-}
-
-// newProgress returns nil unless w is a terminal.
-func newProgress(w io.Writer, read func() (proc.Counters, error), c0 proc.Counters) *progress {
-	if !isTerminal(w) {
-		return nil
-	}
-	return &progress{w: w, read: read, start: time.Now(), last: c0, lastAt: time.Now()}
-}
-
-func (p *progress) show() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now()
-	if now.Sub(p.lastAt) >= time.Second && p.last != nil {
-		if c, err := p.read(); err == nil {
-			for _, row := range counterRows(nil, p.last, c, now.Sub(p.lastAt)) {
-				if row.info.name == "AttemptFails" {
-					p.rate = row.rate
-				}
-			}
-			p.last, p.lastAt = c, now
-		}
-	}
-	line := fmt.Sprintf("%5.1fs elapsed, %d resets, %.1f failed connections/s", now.Sub(p.start).Seconds(), p.resets.Load(), p.rate)
-	fmt.Fprintf(p.w, "\r%-*s", p.drawnLen, line)
-	p.drawnLen = len(line)
-}
-
-// clear erases the line before the report is printed.
-func (p *progress) clear() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.drawnLen > 0 {
-		fmt.Fprintf(p.w, "\r%*s\r", p.drawnLen, "")
 	}
 }

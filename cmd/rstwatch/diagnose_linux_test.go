@@ -221,3 +221,17 @@ func TestIntegrationDiagnoseQuiet(t *testing.T) {
 		t.Fatalf("quiet report is not short: %q", stdout)
 	}
 }
+
+// field digs a value out of a decoded JSON line: field(m, "sender",
+// "process", "pid").
+func field(m map[string]any, path ...string) any {
+	var v any = m
+	for _, k := range path {
+		o, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = o[k]
+	}
+	return v
+}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
 	"github.com/rstwatch/rstwatch/proc/netns/netnstest"
 	"github.com/rstwatch/rstwatch/sniff/snifftest"
 )
@@ -169,7 +170,7 @@ func TestIntegrationSeedScenario(t *testing.T) {
 			}
 			isn := oracle.ISNs(t)
 			for i, m := range lines {
-				for _, k := range schemaV1 {
+				for _, k := range render.EventFieldsV1 {
 					if _, ok := m[k]; !ok {
 						t.Errorf("line %d lacks field %q", i, k)
 					}

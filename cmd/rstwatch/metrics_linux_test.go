@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/metrics/promtest"
 	"github.com/rstwatch/rstwatch/proc/netns/netnstest"
 	"github.com/rstwatch/rstwatch/sniff/snifftest"
 )
 
 // scrapeIn fetches /metrics from addr inside ns over a connection dialed
 // there (http.Client would dial from another thread, in another namespace).
-func scrapeIn(t *testing.T, ns *netnstest.NS, addr string) map[string]*promFamily {
+func scrapeIn(t *testing.T, ns *netnstest.NS, addr string) map[string]*promtest.Family {
 	t.Helper()
 	var c net.Conn
 	ns.Do(t, func() (err error) { c, err = net.DialTimeout("tcp", addr, 2*time.Second); return err })
@@ -35,7 +36,7 @@ func scrapeIn(t *testing.T, ns *netnstest.NS, addr string) map[string]*promFamil
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("scrape: status %d, %v", resp.StatusCode, err)
 	}
-	fams, err := parseExposition(string(body))
+	fams, err := promtest.Parse(string(body))
 	if err != nil {
 		t.Fatalf("scrape is not valid exposition format: %v\n%s", err, body)
 	}
@@ -55,18 +56,18 @@ func TestIntegrationWatchMetrics(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	fams := scrapeIn(t, ns, addr)
 	resets := fams["rstwatch_resets_total"]
-	if resets == nil || resets.typ != "counter" {
+	if resets == nil || resets.Type != "counter" {
 		t.Fatalf("no rstwatch_resets_total counter: %v", fams)
 	}
 	var got float64
-	for key, v := range resets.samples {
-		l := resets.labels[key]
+	for key, v := range resets.Samples {
+		l := resets.Labels[key]
 		if l["cause"] == "refused" && l["direction"] == "local" && l["port"] == "7211" {
 			got = v
 		}
 	}
 	if got != 3 {
-		t.Errorf("rstwatch_resets_total{cause=refused,direction=local,port=7211} = %v, want 3 (%v)", got, resets.samples)
+		t.Errorf("rstwatch_resets_total{cause=refused,direction=local,port=7211} = %v, want 3 (%v)", got, resets.Samples)
 	}
 	// The namespace's own counters: three refused connects, three resets sent.
 	for _, name := range []string{"rstwatch_tcp_attempt_fails_total", "rstwatch_tcp_out_rsts_total"} {
@@ -74,7 +75,7 @@ func TestIntegrationWatchMetrics(t *testing.T) {
 		if f == nil {
 			t.Fatalf("no %s", name)
 		}
-		for _, v := range f.samples {
+		for _, v := range f.Samples {
 			if v != 3 {
 				t.Errorf("%s = %v, want 3 (this namespace's counter)", name, v)
 			}

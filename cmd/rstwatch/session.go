@@ -13,7 +13,11 @@ import (
 
 	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/capfile"
 	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/caps"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/metrics"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/counters"
 	"github.com/rstwatch/rstwatch/proc/namespaces"
 	"github.com/rstwatch/rstwatch/proc/netns"
 	"github.com/rstwatch/rstwatch/sniff"
@@ -25,8 +29,8 @@ import (
 // the metrics. close releases them in reverse order.
 type session struct {
 	pipe    *pipeline.Pipeline
-	file    *capfile.Writer // -w, or nil
-	metrics *metrics        // --metrics, or nil
+	file    *capfile.Writer   // -w, or nil
+	metrics *metrics.Registry // --metrics, or nil
 	// stdout is where text goes: io.Discard when -w - owns stdout.
 	stdout  io.Writer
 	stderr  io.Writer
@@ -107,7 +111,7 @@ func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
 	if read == "" {
 		if addr := c.String(flagMetrics); addr != "" {
 			// The kernel counters served are the watched namespace's.
-			s.metrics = newMetrics(s.target.FS(s.fs))
+			s.metrics = metrics.New(s.target.FS(s.fs))
 			stop, err := startMetrics(ctx, addr, s.metrics)
 			if err != nil {
 				return nil, err
@@ -126,7 +130,7 @@ func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
 		return s, nil
 	}
 	if s.metrics != nil {
-		s.metrics.setCaptureDrops(s.pipe.Drops)
+		s.metrics.SetCaptureDrops(s.pipe.Drops)
 	}
 	// Everything is open: keep only what the run still needs. Entering
 	// another namespace again (its addresses and interface names are
@@ -167,7 +171,7 @@ func captureError(err error) error {
 func (s *session) notify(format string, args ...any) {
 	for i, a := range args {
 		if str, ok := a.(string); ok {
-			args[i] = safe(str)
+			args[i] = safe.Text(str)
 		}
 	}
 	fmt.Fprintf(s.stderr, format+"\n", args...)
@@ -179,14 +183,14 @@ func (s *session) listeningLine() string {
 		nss := s.pipe.Namespaces()
 		names := make([]string, len(nss))
 		for i, t := range nss {
-			names[i] = safe(t.Name)
+			names[i] = safe.Text(t.Name)
 		}
 		return fmt.Sprintf("listening on all interfaces of %s (%s; new ones as they appear), capturing TCP resets",
-			plural(len(nss), "network namespace"), strings.Join(names, ", "))
+			render.Plural(len(nss), "network namespace"), strings.Join(names, ", "))
 	}
 	line := listeningLine(&s.cfg, s.pipe.Interfaces())
 	if s.target != nil {
-		line = strings.Replace(line, ", capturing", fmt.Sprintf(" in network namespace %s, capturing", safe(s.target.Name)), 1)
+		line = strings.Replace(line, ", capturing", fmt.Sprintf(" in network namespace %s, capturing", safe.Text(s.target.Name)), 1)
 	}
 	return line
 }
@@ -225,7 +229,7 @@ func (s *session) finish() error {
 // the captures, and how many resets attribution left to the packet alone.
 func (s *session) reportCapture(n int) {
 	if f := s.pipe.File(); f != nil {
-		fmt.Fprintf(s.stderr, "%d resets in %s (%d packets read)\n", n, safe(f.Name), f.Packets)
+		fmt.Fprintf(s.stderr, "%d resets in %s (%d packets read)\n", n, safe.Text(f.Name), f.Packets)
 		return
 	}
 	st := s.pipe.Stats()
@@ -250,15 +254,15 @@ func stopAfter(d time.Duration, cancel context.CancelFunc) {
 
 // counters reads the TCP counters of the watched namespace.
 func (s *session) counters() (proc.Counters, error) {
-	return readCountersFrom(s.target.Counters(s.fs))
+	return counters.ReadFrom(s.target.Counters(s.fs))
 }
 
 // metricsSink counts each reset in the metrics.
-type metricsSink struct{ m *metrics }
+type metricsSink struct{ m *metrics.Registry }
 
 func (ms metricsSink) Handle(e *pipeline.Event) error {
 	if e.IsReset() {
-		ms.m.observeReset(e.Verdict.Cause.String(), e.Direction.String(), e.Src.Port())
+		ms.m.Observe(&e.Event, &e.Verdict)
 	}
 	return nil
 }

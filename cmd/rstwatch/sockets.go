@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net/netip"
-	"strconv"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/proc"
 	"github.com/rstwatch/rstwatch/proc/namespaces"
 	"github.com/rstwatch/rstwatch/proc/netns"
@@ -59,13 +59,6 @@ Examples:
 	}
 }
 
-// socketLine is one socket with its owner, if known.
-type socketLine struct {
-	proc.Socket
-	owner proc.Process
-	owned bool
-}
-
 func runSockets(c *cli.Context) error {
 	if c.Args().Len() > 0 {
 		return usagef("unexpected argument %q (filters are flags: -l, --port)", c.Args().First())
@@ -99,14 +92,14 @@ func runSockets(c *cli.Context) error {
 	if err := owners.Refresh(); err != nil {
 		return err
 	}
-	lines := make([]socketLine, 0, len(socks))
+	lines := make([]render.SocketLine, 0, len(socks))
 	for _, s := range socks {
 		if !portMatches(s, ports) {
 			continue
 		}
-		l := socketLine{Socket: s}
+		l := render.SocketLine{Socket: s}
 		if s.Inode != 0 {
-			l.owner, l.owned = owners.Lookup(s.Inode)
+			l.Owner, l.Owned = owners.Lookup(s.Inode)
 		}
 		lines = append(lines, l)
 	}
@@ -115,12 +108,12 @@ func runSockets(c *cli.Context) error {
 	var b []byte
 	if c.Bool(flagJSON) {
 		for i := range lines {
-			b = appendSocketJSON(b[:0], &lines[i])
+			b = render.AppendSocketJSON(b[:0], &lines[i])
 			b = append(b, '\n')
 			out.Write(b)
 		}
 	} else {
-		out.Write(appendSocketTable(nil, lines))
+		out.Write(render.AppendSocketTable(nil, lines))
 	}
 	if err := out.Flush(); err != nil {
 		return fmt.Errorf("write output: %w", err)
@@ -143,7 +136,7 @@ func dumpSockets(fs proc.FS, states proc.StateMask, target *namespaces.Target) (
 		})
 		if err != nil {
 			if target.PID == 0 {
-				return nil, fmt.Errorf("list sockets in %s: %w", safe(target.Name), err)
+				return nil, fmt.Errorf("list sockets in %s: %w", safe.Text(target.Name), err)
 			}
 			src = fs.NetOf(target.PID) // ss's /proc fallback, read through a process in it
 		}
@@ -174,113 +167,4 @@ func portMatches(s proc.Socket, ports []uint16) bool {
 		}
 	}
 	return false
-}
-
-// appendAddrPort appends ap as ss prints it: 127.0.0.1:80, [::1]:80, and *
-// for port 0 (a listener's peer).
-func appendAddrPort(b []byte, ap netip.AddrPort) []byte {
-	a := ap.Addr()
-	if a.Is6() {
-		b = append(b, '[')
-		b = a.AppendTo(b)
-		b = append(b, ']')
-	} else {
-		b = a.AppendTo(b)
-	}
-	b = append(b, ':')
-	if ap.Port() == 0 {
-		return append(b, '*')
-	}
-	return strconv.AppendUint(b, uint64(ap.Port()), 10)
-}
-
-// appendSocketTable appends lines as an aligned table with a header like
-// ss's. The last column (Process) is not padded.
-func appendSocketTable(b []byte, lines []socketLine) []byte {
-	header := [...]string{"State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "UID", "Inode", "Process"}
-	right := [...]bool{false, true, true, false, false, true, true, false}
-	rows := make([][len(header)]string, len(lines))
-	var w [len(header)]int
-	for i, h := range header {
-		w[i] = len(h)
-	}
-	for i := range lines {
-		l := &lines[i]
-		r := &rows[i]
-		r[0] = l.State.String()
-		r[1] = strconv.FormatUint(uint64(l.RecvQ), 10)
-		r[2] = strconv.FormatUint(uint64(l.SendQ), 10)
-		r[3] = string(appendAddrPort(nil, l.Local))
-		r[4] = string(appendAddrPort(nil, l.Remote))
-		r[5] = strconv.FormatUint(uint64(l.UID), 10)
-		r[6] = strconv.FormatUint(l.Inode, 10)
-		r[7] = "-"
-		if l.owned {
-			p := strconv.AppendInt(nil, int64(l.owner.PID), 10)
-			p = append(p, '/')
-			r[7] = string(appendSafe(p, l.owner.Comm))
-		}
-		for j := range r {
-			w[j] = max(w[j], len(r[j]))
-		}
-	}
-	appendRow := func(b []byte, cells *[len(header)]string) []byte {
-		for j, s := range cells {
-			if j == len(cells)-1 {
-				b = appendCell(b, s, 0, false)
-				continue
-			}
-			b = appendCell(b, s, w[j], right[j])
-		}
-		return append(b, '\n')
-	}
-	b = appendRow(b, &header)
-	for i := range rows {
-		b = appendRow(b, &rows[i])
-	}
-	return b
-}
-
-// appendSocketJSON appends l as one JSON object without the newline:
-//
-//	{"state":"ESTAB","local":"127.0.0.1","local_port":7300,"peer":"127.0.0.1","peer_port":41000,"recv_q":0,"send_q":0,"uid":0,"inode":81234,"pid":4242,"comm":"curl","cgroup":"/user.slice","container":null}
-func appendSocketJSON(b []byte, l *socketLine) []byte {
-	b = append(b, `{"state":"`...)
-	b = append(b, l.State.String()...)
-	b = append(b, `","local":"`...)
-	b = l.Local.Addr().AppendTo(b)
-	b = append(b, `","local_port":`...)
-	b = strconv.AppendUint(b, uint64(l.Local.Port()), 10)
-	b = append(b, `,"peer":"`...)
-	b = l.Remote.Addr().AppendTo(b)
-	b = append(b, `","peer_port":`...)
-	b = strconv.AppendUint(b, uint64(l.Remote.Port()), 10)
-	b = append(b, `,"recv_q":`...)
-	b = strconv.AppendUint(b, uint64(l.RecvQ), 10)
-	b = append(b, `,"send_q":`...)
-	b = strconv.AppendUint(b, uint64(l.SendQ), 10)
-	b = append(b, `,"uid":`...)
-	b = strconv.AppendUint(b, uint64(l.UID), 10)
-	b = append(b, `,"inode":`...)
-	b = strconv.AppendUint(b, l.Inode, 10)
-	if !l.owned {
-		return append(b, `,"pid":null,"comm":null,"cgroup":null,"container":null}`...)
-	}
-	b = append(b, `,"pid":`...)
-	b = strconv.AppendInt(b, int64(l.owner.PID), 10)
-	b = append(b, `,"comm":`...)
-	b = appendJSONString(b, l.owner.Comm)
-	b = append(b, `,"cgroup":`...)
-	if l.owner.Cgroup == "" {
-		b = append(b, "null"...)
-	} else {
-		b = appendJSONString(b, l.owner.Cgroup)
-	}
-	b = append(b, `,"container":`...)
-	if id := proc.ContainerID(l.owner.Cgroup); id != "" {
-		b = appendJSONString(b, id)
-	} else {
-		b = append(b, "null"...)
-	}
-	return append(b, '}')
 }

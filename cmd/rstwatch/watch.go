@@ -9,6 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/filter"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
@@ -113,7 +115,7 @@ func captureFlags(c *cli.Context) (*sniff.Config, error) {
 func listeningLine(cfg *sniff.Config, ifaces []sniff.Interface) string {
 	names := make([]string, len(ifaces))
 	for i, ifi := range ifaces {
-		names[i] = string(appendSafe(nil, ifi.Name))
+		names[i] = safe.Text(ifi.Name)
 	}
 	if len(cfg.Interfaces) == 0 {
 		return fmt.Sprintf("listening on all interfaces (%s), capturing TCP resets", strings.Join(names, ", "))
@@ -166,12 +168,6 @@ func runWatch(c *cli.Context) error {
 	return err
 }
 
-// nsTarget labels a reset with the namespace it was seen in.
-type nsTarget struct {
-	inode uint64
-	name  string
-}
-
 // lineSink prints each reset as a text line or a JSON object.
 type lineSink struct {
 	out  *bufio.Writer
@@ -183,14 +179,14 @@ func (l *lineSink) Handle(e *pipeline.Event) error {
 	if !e.IsReset() {
 		return nil
 	}
-	var ns *nsTarget
+	var ns *render.Namespace
 	if e.Netns != nil {
-		ns = &nsTarget{inode: e.Netns.Inode, name: e.Netns.Name}
+		ns = &render.Namespace{Inode: e.Netns.Inode, Name: e.Netns.Name}
 	}
 	if l.json {
-		l.buf = appendJSON(l.buf[:0], &e.Event, &e.Verdict, ns)
+		l.buf = render.AppendJSON(l.buf[:0], &e.Event, &e.Verdict, ns)
 	} else {
-		l.buf = appendText(l.buf[:0], &e.Event, &e.Verdict, ns)
+		l.buf = render.AppendText(l.buf[:0], &e.Event, &e.Verdict, ns)
 	}
 	l.buf = append(l.buf, '\n')
 	if _, err := l.out.Write(l.buf); err != nil {

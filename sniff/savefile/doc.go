@@ -15,9 +15,12 @@
 // Next return an error that wraps ErrCorrupt or io.ErrUnexpectedEOF (ErrLimit
 // beyond MaxInterfaces) and names the byte offset of the bad record or block.
 //
-// Network strips the link-layer header of the link types rstwatch meets in
-// practice (Ethernet with VLAN tags, Linux cooked SLL and SLL2, raw IP,
-// BSD loopback) and returns the bare IPv4 or IPv6 packet.
+// Link strips the link-layer header of the link types that carry IP in
+// practice (Ethernet, Linux cooked SLL and SLL2, raw IP, BSD loopback, PPP
+// and PPPoE, Cisco HDLC, FDDI, Token Ring, IEEE 802.11 with or without
+// radiotap) and says what protocol follows; package sniff peels the rest.
+// Network does the same and also strips VLAN tags and LLC/SNAP, returning
+// the bare IPv4 or IPv6 packet when it lies right behind them.
 //
 // The writers store the bare IP packets that an AF_PACKET SOCK_DGRAM socket
 // captures: PcapNGWriter as LINKTYPE_RAW with one Interface Description

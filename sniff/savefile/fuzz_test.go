@@ -87,6 +87,13 @@ func FuzzNetwork(f *testing.F) {
 	f.Add(uint16(savefile.LinkTypeLoop), cat([]byte{0, 0, 0, 2}, ipv4RST))
 	f.Add(uint16(savefile.LinkTypeRaw), ipv4RST)
 	f.Add(uint16(savefile.LinkTypeIPv6), ipv6RST)
+	snap := []byte{0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00}
+	f.Add(uint16(savefile.LinkTypeFDDI), fddi(0x50, cat(snap, ipv4RST)))
+	f.Add(uint16(savefile.LinkTypeIEEE8025), tokenRing(true, cat(snap, ipv4RST)))
+	f.Add(uint16(savefile.LinkTypeIEEE80211), wlan(0x88, 0x03, cat(snap, ipv4RST)))
+	f.Add(uint16(savefile.LinkTypeIEEE80211Radio), radiotapHdr(true, cat(wlan(0x88, 0x02, nil), []byte{0, 0}, snap, ipv4RST)))
+	f.Add(uint16(savefile.LinkTypePPP), cat([]byte{0xff, 0x03, 0x00, 0x21}, ipv4RST))
+	f.Add(uint16(savefile.LinkTypeCHDLC), cat([]byte{0x0f, 0x00, 0x86, 0xdd}, ipv6RST))
 
 	f.Fuzz(func(t *testing.T, lt uint16, data []byte) {
 		ip, info, ok := savefile.Network(savefile.LinkType(lt), data)

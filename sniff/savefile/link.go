@@ -2,8 +2,13 @@ package savefile
 
 import (
 	"encoding/binary"
+	"errors"
 	"strconv"
 )
+
+// ErrUnsupportedLinkType says that a file holds frames of a link type that
+// Link does not strip.
+var ErrUnsupportedLinkType = errors.New("not supported (supported: Ethernet, Linux cooked SLL and SLL2, raw IP, BSD loopback, PPP, PPPoE, Cisco HDLC, FDDI, Token Ring, IEEE 802.11 with or without radiotap)")
 
 // A LinkType is a LINKTYPE_ value from the tcpdump.org link-layer header
 // type registry (draft-ietf-opsawg-pcaplinktype). It names the header that
@@ -45,6 +50,22 @@ func (lt LinkType) String() string {
 		return "IPV6"
 	case LinkTypeLinuxSLL2:
 		return "LINUX_SLL2"
+	case LinkTypeIEEE8025:
+		return "IEEE802"
+	case LinkTypePPP:
+		return "PPP"
+	case LinkTypeFDDI:
+		return "FDDI"
+	case LinkTypePPPHDLC:
+		return "PPP_SERIAL"
+	case LinkTypePPPEther:
+		return "PPP_ETHER"
+	case LinkTypeCHDLC:
+		return "C_HDLC"
+	case LinkTypeIEEE80211:
+		return "IEEE802_11"
+	case LinkTypeIEEE80211Radio:
+		return "IEEE802_11_RADIO"
 	}
 	return "LinkType(" + strconv.Itoa(int(lt)) + ")"
 }
@@ -142,33 +163,104 @@ type LinkInfo struct {
 
 // Network returns the IPv4 or IPv6 packet inside data, a frame of link type
 // lt, and what the link-layer header said about it. ok is false when the
-// link type is not one of the LinkType constants, the header is short, or
-// the frame does not carry IP (ARP, LLDP, ...). The returned slice aliases
-// data; it may still hold link-layer padding or an FCS after the IP packet,
-// so trust the IP length fields, not len(ip). Network does not allocate.
+// link type is not one Link strips, the header is short, or the frame does
+// not carry IP (ARP, LLDP, ...) right behind the link-layer header and any
+// VLAN tags. The returned slice aliases data; it may still hold link-layer
+// padding or an FCS after the IP packet, so trust the IP length fields, not
+// len(ip). Network does not allocate. For IP inside other layers (MPLS,
+// PPPoE, tunnels), use Link and peel the rest.
 func Network(lt LinkType, data []byte) (ip []byte, info LinkInfo, ok bool) {
-	switch lt {
-	case LinkTypeEthernet:
-		if len(data) < ethernetHeaderLen {
+	p, proto, info, ok := Link(lt, data)
+	if !ok {
+		return nil, info, false
+	}
+	switch proto {
+	case ProtoIP:
+		switch {
+		case len(p) > 0 && p[0]>>4 == 4:
+			proto = EtherTypeIPv4
+		case len(p) > 0 && p[0]>>4 == 6:
+			proto = EtherTypeIPv6
+		default:
 			return nil, info, false
 		}
-		et := binary.BigEndian.Uint16(data[12:])
-		p := data[ethernetHeaderLen:]
+	case ProtoEthernet:
+		if len(p) < ethernetHeaderLen {
+			return nil, info, false
+		}
+		proto, p = binary.BigEndian.Uint16(p[12:]), p[ethernetHeaderLen:]
 		// An 802.3 length field instead of an EtherType: IP can only be
-		// there behind an LLC/SNAP header with the zero OUI (RFC 1042).
-		if et <= 1500 {
-			if len(p) < snapHeaderLen || p[0] != 0xaa || p[1] != 0xaa || p[2] != 0x03 ||
-				p[3] != 0 || p[4] != 0 || p[5] != 0 {
+		// there behind an LLC/SNAP header (RFC 1042).
+		if proto <= maxLength {
+			if p, proto, ok = LLCSNAP(p); !ok {
 				return nil, info, false
 			}
-			et = binary.BigEndian.Uint16(p[6:])
-			p = p[snapHeaderLen:]
 		}
-		return etherPayload(et, p, info)
+	case ProtoLLC:
+		if p, proto, ok = LLCSNAP(p); !ok {
+			return nil, info, false
+		}
+	}
+	return etherPayload(proto, p, info)
+}
+
+// Protocols that Link returns besides EtherTypes. They are the values Linux
+// puts in sll_protocol for the same payloads (include/uapi/linux/if_ether.h)
+// or, for Ethernet, the EtherType that GRE uses for it.
+const (
+	// ProtoIP is an IPv4 or IPv6 packet; its version nibble says which.
+	ProtoIP = 0
+	// ProtoLLC is an IEEE 802.2 LLC frame (ETH_P_802_2).
+	ProtoLLC = 0x0004
+	// ProtoEthernet is an Ethernet frame (Transparent Ethernet Bridging).
+	ProtoEthernet = 0x6558
+	// EtherTypePPPoE is a PPPoE session frame (RFC 2516).
+	EtherTypePPPoE = 0x8864
+
+	// maxLength is the largest 802.3 length field; larger values are
+	// EtherTypes.
+	maxLength = 1500
+)
+
+// More link types that Link strips.
+const (
+	LinkTypeIEEE8025       LinkType = 6   // IEEE 802.5 Token Ring
+	LinkTypePPP            LinkType = 9   // PPP, RFC 1661, optionally with HDLC address and control
+	LinkTypeFDDI           LinkType = 10  // FDDI, ANSI X3.139
+	LinkTypePPPHDLC        LinkType = 50  // PPP in HDLC-like framing, RFC 1662
+	LinkTypePPPEther       LinkType = 51  // PPPoE session header without Ethernet, RFC 2516
+	LinkTypeCHDLC          LinkType = 104 // Cisco HDLC: address, control, EtherType
+	LinkTypeIEEE80211      LinkType = 105 // IEEE 802.11 without radio header
+	LinkTypeIEEE80211Radio LinkType = 127 // IEEE 802.11 with a radiotap header
+)
+
+// Supported reports whether Link strips frames of link type lt.
+func (lt LinkType) Supported() bool {
+	switch lt {
+	case LinkTypeNull, LinkTypeEthernet, LinkTypeRawBSD, LinkTypeRawOpenBSD, LinkTypeRaw,
+		LinkTypeLoop, LinkTypeLinuxSLL, LinkTypeIPv4, LinkTypeIPv6, LinkTypeLinuxSLL2,
+		LinkTypeIEEE8025, LinkTypePPP, LinkTypeFDDI, LinkTypePPPHDLC, LinkTypePPPEther,
+		LinkTypeCHDLC, LinkTypeIEEE80211, LinkTypeIEEE80211Radio:
+		return true
+	}
+	return false
+}
+
+// Link strips the link-layer header of data, a frame of link type lt, and
+// returns the payload, the protocol of the payload (an EtherType or one of
+// ProtoIP, ProtoLLC and ProtoEthernet) and what the header said. ok is false
+// when lt is not Supported, the header is short, or the frame carries no
+// network-layer payload (802.11 management, control, null and protected
+// frames; FDDI and Token Ring MAC frames; PPP control protocols). The
+// payload aliases data. Link does not allocate.
+func Link(lt LinkType, data []byte) (payload []byte, proto uint16, info LinkInfo, ok bool) {
+	switch lt {
+	case LinkTypeEthernet:
+		return data, ProtoEthernet, info, true
 
 	case LinkTypeLinuxSLL:
 		if len(data) < sllHeaderLen {
-			return nil, info, false
+			return nil, 0, info, false
 		}
 		pkttype := binary.BigEndian.Uint16(data[0:])
 		if pkttype <= 0xff {
@@ -176,41 +268,30 @@ func Network(lt LinkType, data []byte) (ip []byte, info LinkInfo, ok bool) {
 			info.Direction = pktTypeDirection(info.PktType)
 		}
 		info.HAType = binary.BigEndian.Uint16(data[2:])
-		return etherPayload(binary.BigEndian.Uint16(data[14:]), data[sllHeaderLen:], info)
+		return data[sllHeaderLen:], binary.BigEndian.Uint16(data[14:]), info, true
 
 	case LinkTypeLinuxSLL2:
 		if len(data) < sll2HeaderLen {
-			return nil, info, false
+			return nil, 0, info, false
 		}
 		info.Ifindex = int(binary.BigEndian.Uint32(data[4:]))
 		info.HAType = binary.BigEndian.Uint16(data[8:])
 		info.PktType = data[10]
 		info.Direction = pktTypeDirection(info.PktType)
-		return etherPayload(binary.BigEndian.Uint16(data[0:]), data[sll2HeaderLen:], info)
+		return data[sll2HeaderLen:], binary.BigEndian.Uint16(data[0:]), info, true
 
 	case LinkTypeRaw, LinkTypeRawBSD, LinkTypeRawOpenBSD:
-		if len(data) == 0 {
-			return nil, info, false
-		}
-		switch data[0] >> 4 {
-		case 4:
-			info.EtherType = EtherTypeIPv4
-		case 6:
-			info.EtherType = EtherTypeIPv6
-		default:
-			return nil, info, false
-		}
-		return data, info, true
+		return data, ProtoIP, info, true
 
 	case LinkTypeIPv4:
-		return ipPayload(EtherTypeIPv4, data, info)
+		return data, EtherTypeIPv4, info, true
 
 	case LinkTypeIPv6:
-		return ipPayload(EtherTypeIPv6, data, info)
+		return data, EtherTypeIPv6, info, true
 
 	case LinkTypeNull, LinkTypeLoop:
 		if len(data) < nullHeaderLen {
-			return nil, info, false
+			return nil, 0, info, false
 		}
 		// LOOP is always big-endian. NULL is in the byte order of the
 		// machine that wrote the file, which need not be the one that
@@ -220,9 +301,202 @@ func Network(lt LinkType, data []byte) (ip []byte, info LinkInfo, ok bool) {
 		if et == 0 && lt == LinkTypeNull {
 			et = bsdFamily(binary.LittleEndian.Uint32(data))
 		}
-		return ipPayload(et, data[nullHeaderLen:], info)
+		if et == 0 {
+			return nil, 0, info, false
+		}
+		return data[nullHeaderLen:], et, info, true
+
+	case LinkTypePPP, LinkTypePPPHDLC:
+		// RFC 1662 section 3.2: address 0xff and control 0x03, which
+		// may be omitted (RFC 1661 section 6.6), then the protocol, which
+		// may be compressed to one byte (section 6.5).
+		if len(data) >= 2 && data[0] == 0xff && data[1] == 0x03 {
+			data = data[2:]
+		}
+		p, et, ok := PPP(data)
+		return p, et, info, ok
+
+	case LinkTypePPPEther:
+		return data, EtherTypePPPoE, info, true
+
+	case LinkTypeCHDLC:
+		if len(data) < 4 {
+			return nil, 0, info, false
+		}
+		return data[4:], binary.BigEndian.Uint16(data[2:]), info, true
+
+	case LinkTypeFDDI:
+		// Frame control, destination, source (ANSI X3.139). Frame
+		// control 0101xxxx (asynchronous) or 1101xxxx (synchronous) is an
+		// LLC frame; others are MAC and SMT frames.
+		if len(data) < fddiHeaderLen || data[0]&0x70 != 0x50 {
+			return nil, 0, info, false
+		}
+		return data[fddiHeaderLen:], ProtoLLC, info, true
+
+	case LinkTypeIEEE8025:
+		// Access control, frame control, destination, source, then a
+		// routing information field when the source address has its top
+		// bit set; its length is in the low 5 bits of its first byte.
+		// Frame control 01xxxxxx is an LLC frame (IEEE 802.5 section 3.2).
+		if len(data) < tokenRingHeaderLen || data[1]&0xc0 != 0x40 {
+			return nil, 0, info, false
+		}
+		n := tokenRingHeaderLen
+		if data[8]&0x80 != 0 {
+			if len(data) < n+2 {
+				return nil, 0, info, false
+			}
+			n += int(data[n] & 0x1f)
+			if len(data) < n {
+				return nil, 0, info, false
+			}
+		}
+		return data[n:], ProtoLLC, info, true
+
+	case LinkTypeIEEE80211Radio:
+		n, fcsPad, ok := radiotap(data)
+		if !ok {
+			return nil, 0, info, false
+		}
+		p, ok := ieee80211(data[n:], fcsPad)
+		return p, ProtoLLC, info, ok
+
+	case LinkTypeIEEE80211:
+		p, ok := ieee80211(data, false)
+		return p, ProtoLLC, info, ok
 	}
-	return nil, info, false
+	return nil, 0, info, false
+}
+
+// Header sizes of the older LANs.
+const (
+	fddiHeaderLen      = 13
+	tokenRingHeaderLen = 14
+)
+
+// LLCSNAP strips an IEEE 802.2 LLC header with a SNAP header (DSAP and SSAP
+// 0xaa, UI frame) whose OUI is zero (RFC 1042) or Cisco's 00-00-f8, and
+// returns the payload and its EtherType. ok is false for anything else:
+// IP is carried only that way over 802.2 links.
+func LLCSNAP(b []byte) (payload []byte, ethertype uint16, ok bool) {
+	if len(b) < snapHeaderLen || b[0] != 0xaa || b[1] != 0xaa || b[2] != 0x03 ||
+		b[3] != 0 || b[4] != 0 || (b[5] != 0 && b[5] != 0xf8) {
+		return nil, 0, false
+	}
+	return b[snapHeaderLen:], binary.BigEndian.Uint16(b[6:]), true
+}
+
+// PPP protocol numbers (RFC 1332, RFC 5072).
+const (
+	pppIPv4 = 0x0021
+	pppIPv6 = 0x0057
+)
+
+// PPP reads a PPP protocol field (RFC 1661 section 2), which may be
+// compressed to one byte (section 6.5), and returns the IP packet behind it
+// and its EtherType. ok is false for protocols other than IPv4 and IPv6.
+func PPP(b []byte) (payload []byte, ethertype uint16, ok bool) {
+	if len(b) == 0 {
+		return nil, 0, false
+	}
+	var proto uint16
+	if b[0]&1 == 1 {
+		proto, b = uint16(b[0]), b[1:]
+	} else {
+		if len(b) < 2 {
+			return nil, 0, false
+		}
+		proto, b = binary.BigEndian.Uint16(b), b[2:]
+	}
+	switch proto {
+	case pppIPv4:
+		return b, EtherTypeIPv4, true
+	case pppIPv6:
+		return b, EtherTypeIPv6, true
+	}
+	return nil, 0, false
+}
+
+// radiotap returns the length of a radiotap header (radiotap.org) and
+// whether its Flags field says the 802.11 header is padded to 32 bits.
+func radiotap(b []byte) (n int, pad bool, ok bool) {
+	if len(b) < 8 || b[0] != 0 {
+		return 0, false, false
+	}
+	n = int(binary.LittleEndian.Uint16(b[2:]))
+	if n < 8 || len(b) < n {
+		return 0, false, false
+	}
+	present := binary.LittleEndian.Uint32(b[4:])
+	// The fields start after the chain of present words (bit 31 says
+	// another follows). Flags (bit 1) is a byte after TSFT (bit 0, 8
+	// bytes, 8-byte aligned from the header start).
+	off := 8
+	for w := present; w&(1<<31) != 0; {
+		if off+4 > n {
+			return 0, false, false
+		}
+		w = binary.LittleEndian.Uint32(b[off:])
+		off += 4
+	}
+	if present&1 != 0 {
+		off = (off+7)&^7 + 8
+	}
+	if present&2 != 0 && off < n {
+		pad = b[off]&0x20 != 0 // IEEE80211_RADIOTAP_F_DATAPAD
+	}
+	return n, pad, true
+}
+
+// 802.11 frame control bits (IEEE 802.11-2020 section 9.2.4.1).
+const (
+	wlanTypeData    = 2
+	wlanSubtypeQoS  = 0x8
+	wlanSubtypeNull = 0x4
+	wlanToDS        = 0x01
+	wlanFromDS      = 0x02
+	wlanProtected   = 0x40
+	wlanOrder       = 0x80
+	wlanAMSDU       = 0x80 // in the first byte of QoS control
+)
+
+// ieee80211 strips an 802.11 data frame header and returns the frame body,
+// which starts with LLC/SNAP. Frames that carry no data, are encrypted or
+// are A-MSDUs are not returned. pad says the header is padded to a multiple
+// of 4 bytes.
+func ieee80211(b []byte, pad bool) ([]byte, bool) {
+	if len(b) < 24 {
+		return nil, false
+	}
+	fc0, fc1 := b[0], b[1]
+	if fc0&0x03 != 0 || (fc0>>2)&0x03 != wlanTypeData {
+		return nil, false
+	}
+	subtype := fc0 >> 4
+	if subtype&wlanSubtypeNull != 0 || fc1&wlanProtected != 0 {
+		return nil, false
+	}
+	n := 24
+	if fc1&(wlanToDS|wlanFromDS) == wlanToDS|wlanFromDS {
+		n += 6 // fourth address
+	}
+	if subtype&wlanSubtypeQoS != 0 {
+		if len(b) < n+2 || b[n]&wlanAMSDU != 0 {
+			return nil, false
+		}
+		n += 2
+		if fc1&wlanOrder != 0 {
+			n += 4 // HT control
+		}
+	}
+	if pad {
+		n = (n + 3) &^ 3
+	}
+	if len(b) < n {
+		return nil, false
+	}
+	return b[n:], true
 }
 
 // etherPayload strips any VLAN tags in front of p, whose EtherType is et,

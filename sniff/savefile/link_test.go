@@ -7,6 +7,46 @@ import (
 	"github.com/rstwatch/rstwatch/sniff/savefile"
 )
 
+// fddi returns an FDDI frame with frame control fc.
+func fddi(fc byte, payload []byte) []byte {
+	return cat([]byte{fc}, make([]byte, 12), payload)
+}
+
+// tokenRing returns a Token Ring LLC frame, with a 6-byte routing
+// information field when rif is set.
+func tokenRing(rif bool, payload []byte) []byte {
+	h := []byte{0x10, 0x40, 0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2}
+	if rif {
+		h[8] |= 0x80
+		h = append(h, 0x06, 0x30, 0x01, 0x10, 0x02, 0x20)
+	}
+	return cat(h, payload)
+}
+
+// wlan returns an 802.11 frame with frame control fc0, fc1: four
+// addresses when both DS bits are set, QoS control for QoS subtypes.
+func wlan(fc0, fc1 byte, body []byte) []byte {
+	h := cat([]byte{fc0, fc1, 0, 0}, make([]byte, 18), []byte{0x10, 0})
+	if fc1&3 == 3 {
+		h = cat(h, make([]byte, 6))
+	}
+	if fc0&0x80 != 0 && fc0&0x0c == 0x08 {
+		h = cat(h, []byte{0, 0})
+	}
+	return cat(h, body)
+}
+
+// radiotapHdr returns a radiotap header with TSFT and Flags (data pad when
+// pad is set) around an 802.11 frame.
+func radiotapHdr(pad bool, frame []byte) []byte {
+	flags := byte(0)
+	if pad {
+		flags = 0x20
+	}
+	h := cat([]byte{0, 0, 18, 0, 0x03, 0, 0, 0}, make([]byte, 8), []byte{flags, 0})
+	return cat(h, frame)
+}
+
 // sll returns a LINUX_SLL frame.
 func sll(pkttype, hatype, proto uint16, payload []byte) []byte {
 	b := be.AppendUint16(nil, pkttype)
@@ -32,6 +72,7 @@ func TestNetwork(t *testing.T) {
 	v4 := savefile.LinkInfo{EtherType: savefile.EtherTypeIPv4}
 	v6 := savefile.LinkInfo{EtherType: savefile.EtherTypeIPv6}
 	snap := []byte{0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00}
+	snap6 := []byte{0xaa, 0xaa, 0x03, 0, 0, 0, 0x86, 0xdd}
 	tests := []struct {
 		name string
 		lt   savefile.LinkType
@@ -106,7 +147,23 @@ func TestNetwork(t *testing.T) {
 		{name: "loop ipv4", lt: savefile.LinkTypeLoop, data: cat([]byte{0, 0, 0, 2}, ipv4RST), ip: ipv4RST, info: v4},
 		{name: "loop ipv6", lt: savefile.LinkTypeLoop, data: cat([]byte{0, 0, 0, 24}, ipv6RST), ip: ipv6RST, info: v6},
 		{name: "loop is big-endian only", lt: savefile.LinkTypeLoop, data: cat([]byte{2, 0, 0, 0}, ipv4RST)},
-		{name: "unknown link type", lt: 105, data: ipv4RST},
+		{name: "unknown link type", lt: 147, data: ipv4RST},
+		{name: "fddi llc", lt: savefile.LinkTypeFDDI, data: fddi(0x50, cat(snap, ipv4RST)), ip: ipv4RST, info: v4},
+		{name: "fddi smt frame", lt: savefile.LinkTypeFDDI, data: fddi(0x41, cat(snap, ipv4RST))},
+		{name: "token ring with routing field", lt: savefile.LinkTypeIEEE8025, data: tokenRing(true, cat(snap, ipv4RST)), ip: ipv4RST, info: v4},
+		{name: "token ring", lt: savefile.LinkTypeIEEE8025, data: tokenRing(false, cat(snap, ipv4RST)), ip: ipv4RST, info: v4},
+		{name: "802.11 data", lt: savefile.LinkTypeIEEE80211, data: wlan(0x08, 0x01, cat(snap, ipv4RST)), ip: ipv4RST, info: v4},
+		{name: "802.11 qos data wds", lt: savefile.LinkTypeIEEE80211, data: wlan(0x88, 0x03, cat(snap6, ipv6RST)), ip: ipv6RST, info: v6},
+		{name: "802.11 protected", lt: savefile.LinkTypeIEEE80211, data: wlan(0x08, 0x41, cat(snap, ipv4RST))},
+		{name: "802.11 null data", lt: savefile.LinkTypeIEEE80211, data: wlan(0x48, 0x01, nil)},
+		{name: "802.11 beacon", lt: savefile.LinkTypeIEEE80211, data: wlan(0x80, 0, cat(snap, ipv4RST))},
+		{name: "radiotap 802.11", lt: savefile.LinkTypeIEEE80211Radio, data: radiotapHdr(false, wlan(0x08, 0x02, cat(snap, ipv4RST))), ip: ipv4RST, info: v4},
+		{name: "radiotap 802.11 qos padded", lt: savefile.LinkTypeIEEE80211Radio, data: radiotapHdr(true, cat(wlan(0x88, 0x02, nil), []byte{0, 0}, snap, ipv4RST)), ip: ipv4RST, info: v4},
+		{name: "radiotap bad version", lt: savefile.LinkTypeIEEE80211Radio, data: cat([]byte{1}, radiotapHdr(false, wlan(0x08, 0x02, cat(snap, ipv4RST)))[1:])},
+		{name: "ppp hdlc", lt: savefile.LinkTypePPP, data: cat([]byte{0xff, 0x03, 0x00, 0x21}, ipv4RST), ip: ipv4RST, info: v4},
+		{name: "ppp compressed", lt: savefile.LinkTypePPPHDLC, data: cat([]byte{0x57}, ipv6RST), ip: ipv6RST, info: v6},
+		{name: "ppp lcp", lt: savefile.LinkTypePPP, data: cat([]byte{0xc0, 0x21}, ipv4RST)},
+		{name: "cisco hdlc", lt: savefile.LinkTypeCHDLC, data: cat([]byte{0x0f, 0x00, 0x86, 0xdd}, ipv6RST), ip: ipv6RST, info: v6},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,20 +13,10 @@ import (
 	"github.com/rstwatch/rstwatch/sniff/snifftest"
 )
 
-// lookTShark returns the path of tshark, or skips the test.
-func lookTShark(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Skip("skipping, tshark not installed (apt-get install tshark): cannot check files against Wireshark")
-	}
-	return path
-}
-
 // TestTShark writes files with both writers and checks that Wireshark reads
 // them the same way.
 func TestTShark(t *testing.T) {
-	tshark := lookTShark(t)
+	tshark := snifftest.LookTShark(t)
 	caps := testCaptures()
 	dir := t.TempDir()
 	for _, format := range []string{"pcapng", "pcap"} {

@@ -85,3 +85,22 @@ func (o *SYNOracle) ISNs(t testing.TB) map[uint16]uint32 {
 		}
 	}
 }
+
+// VXLANPair makes a VXLAN device named dev in a and b with VNI vni and
+// destination port port, tunnelling between underlay addresses ua (in a)
+// and ub (in b), and gives it the overlay addresses 10.<net>.0.1 and
+// fd00:<net>::1 in a, .2 and ::2 in b. It returns b's overlay addresses.
+func VXLANPair(t testing.TB, a, b *netnstest.NS, dev string, vni, port int, ua, ub netip.Addr, net int) (v4, v6 netip.Addr) {
+	t.Helper()
+	for i, side := range []struct {
+		ns            *netnstest.NS
+		local, remote netip.Addr
+	}{{a, ua, ub}, {b, ub, ua}} {
+		side.ns.IP(t, "link", "add", dev, "type", "vxlan", "id", fmt.Sprint(vni), "dstport", fmt.Sprint(port),
+			"local", side.local.String(), "remote", side.remote.String())
+		side.ns.IP(t, "addr", "add", fmt.Sprintf("10.%d.0.%d/24", net, i+1), "dev", dev)
+		side.ns.IP(t, "addr", "add", fmt.Sprintf("fd00:%d::%d/64", net, i+1), "dev", dev, "nodad")
+		side.ns.IP(t, "link", "set", dev, "up")
+	}
+	return netip.MustParseAddr(fmt.Sprintf("10.%d.0.2", net)), netip.MustParseAddr(fmt.Sprintf("fd00:%d::2", net))
+}

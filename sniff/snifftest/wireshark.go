@@ -28,3 +28,14 @@ func Wireshark(tb testing.TB, name string, args ...string) string {
 	}
 	return stdout.String()
 }
+
+// LookTShark returns the path of tshark, or skips the test: without it
+// there is no oracle to check against.
+func LookTShark(tb testing.TB) string {
+	tb.Helper()
+	path, err := exec.LookPath("tshark")
+	if err != nil {
+		tb.Skip("skipping, tshark not installed (apt-get install tshark): no oracle to check against")
+	}
+	return path
+}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 	"github.com/rstwatch/rstwatch/sniff/pipeline"
@@ -146,7 +147,7 @@ func appendVerdict(b []byte, v *explain.Verdict) []byte {
 	}{{" sender=", &v.Sender.Process}, {" target=", &v.Target.Process}} {
 		if p.p.Owned {
 			b = append(b, p.key...)
-			b = append(b, p.p.Comm...)
+			b = safe.AppendText(b, p.p.Comm) // tshark and Wireshark print comments
 			b = append(b, '/')
 			b = strconv.AppendInt(b, int64(p.p.PID), 10)
 		}

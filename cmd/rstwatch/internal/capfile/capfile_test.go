@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe/safetest"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 	"github.com/rstwatch/rstwatch/sniff/pipeline"
@@ -123,6 +125,21 @@ func BenchmarkWriterHandle(b *testing.B) {
 	for b.Loop() {
 		if err := w.Handle(e); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestHostileComment: the process names a pcapng comment carries are
+// escaped like every other output (tshark and Wireshark print comments).
+func TestHostileComment(t *testing.T) {
+	for _, name := range safetest.Hostile {
+		v := explain.Verdict{Cause: explain.Abort}
+		v.Sender.Process = explain.Proc{Owned: true, PID: 42, Comm: name}
+		v.Target.Process = explain.Proc{Owned: true, PID: 43, Comm: name}
+		c := appendVerdict(nil, &v)
+		safetest.AssertLine(t, c)
+		if !strings.HasPrefix(string(c), "rstwatch: cause=abort sender=") || !strings.Contains(string(c), "/42 target=") {
+			t.Errorf("comment %q lacks the cause and the pids", c)
 		}
 	}
 }

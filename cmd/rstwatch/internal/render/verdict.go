@@ -1,11 +1,11 @@
-package main
+package render
 
 import (
 	"net/netip"
 	"strconv"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/proc"
-
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
@@ -33,11 +33,11 @@ func appendVerdictJSON(b []byte, v *explain.Verdict) []byte {
 		b = append(b, `{"pid":`...)
 		b = appendPID(b, l.PID)
 		b = append(b, `,"comm":`...)
-		b = appendJSONString(b, l.Comm)
+		b = safe.AppendJSON(b, l.Comm)
 		b = append(b, `,"uid":`...)
 		b = strconv.AppendUint(b, uint64(l.UID), 10)
 		b = append(b, `,"until":"`...)
-		b = l.Until.UTC().AppendFormat(b, jsonTime)
+		b = l.Until.UTC().AppendFormat(b, JSONTime)
 		b = append(b, `"}`...)
 	} else {
 		b = append(b, "null"...)
@@ -88,7 +88,7 @@ func appendProcJSON(b []byte, p *explain.Proc) []byte {
 	if p.Owned {
 		b = appendPID(b, p.PID)
 		b = append(b, `,"comm":`...)
-		b = appendJSONString(b, p.Comm)
+		b = safe.AppendJSON(b, p.Comm)
 	} else {
 		b = append(b, `null,"comm":null`...)
 	}
@@ -97,10 +97,10 @@ func appendProcJSON(b []byte, p *explain.Proc) []byte {
 	b = append(b, `,"inode":`...)
 	b = strconv.AppendUint(b, p.Inode, 10)
 	b = append(b, `,"state":`...)
-	b = appendJSONString(b, p.State)
+	b = safe.AppendJSON(b, p.State)
 	b = append(b, `,"cgroup":`...)
 	if p.Owned && p.Cgroup != "" {
-		b = appendJSONString(b, p.Cgroup)
+		b = safe.AppendJSON(b, p.Cgroup)
 	} else {
 		b = append(b, "null"...)
 	}
@@ -108,7 +108,7 @@ func appendProcJSON(b []byte, p *explain.Proc) []byte {
 	// podman), so a reset inside a container says which one.
 	b = append(b, `,"container":`...)
 	if id := containerOf(p); id != "" {
-		b = appendJSONString(b, id)
+		b = safe.AppendJSON(b, id)
 	} else {
 		b = append(b, "null"...)
 	}
@@ -212,7 +212,7 @@ func appendClient(b []byte, v *explain.Verdict) []byte {
 // appendOwner writes "comm pid N", escaped for a terminal.
 func appendOwner(b []byte, comm string, pid int) []byte {
 	if comm != "" {
-		b = appendSafe(b, comm)
+		b = safe.AppendText(b, comm)
 		b = append(b, ' ')
 	}
 	if pid > 0 {

@@ -1,4 +1,4 @@
-package main
+package diagnose
 
 import (
 	"bytes"
@@ -11,27 +11,28 @@ import (
 	"time"
 
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/counters"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under ../../testdata/diagnose")
+var update = flag.Bool("update", false, "rewrite the golden files under testdata")
 
 // fixedDiagnosis is a five-second run fed without capture: a client
 // retrying a port whose listener went away, a firewall rejecting
 // connections to a live listener, and a listener overflowing silently.
-func fixedDiagnosis() *diagnosis {
+func fixedDiagnosis() *Diagnosis {
 	start := time.Date(2026, 11, 21, 10, 55, 0, 0, time.UTC)
 	base := proc.Counters{"Tcp.AttemptFails": 1000, "Tcp.OutRsts": 500, "Tcp.ActiveOpens": 9000, "Tcp.EstabResets": 40,
 		"TcpExt.ListenOverflows": 3, "TcpExt.ListenDrops": 3, "TcpExt.TCPSynRetrans": 20, "TcpExt.TCPTimeouts": 30}
-	d := newDiagnosis(start, base)
-	d.sampleListeners([]explain.Listener{
+	d := New(start, base)
+	d.SampleListeners([]explain.Listener{
 		{Addr: netip.MustParseAddrPort("0.0.0.0:8080"), Queue: 3, Backlog: 128,
 			Process: explain.Proc{Known: true, Owned: true, PID: 90, Comm: "nginx", UID: 33, State: "LISTEN"}},
 		{Addr: netip.MustParseAddrPort("127.0.0.1:7214"), Queue: 0, Backlog: 4096,
 			Process: explain.Proc{Known: true, Owned: true, PID: 77, Comm: "api\x1b[31m", UID: 0, State: "LISTEN"}},
 	})
-	d.sampleListeners([]explain.Listener{{Addr: netip.MustParseAddrPort("0.0.0.0:8080"), Queue: 129, Backlog: 128,
+	d.SampleListeners([]explain.Listener{{Addr: netip.MustParseAddrPort("0.0.0.0:8080"), Queue: 129, Backlog: 128,
 		Process: explain.Proc{Known: true, Owned: true, PID: 90, Comm: "nginx", UID: 33, State: "LISTEN"}}})
 
 	refused := netip.MustParseAddrPort("127.0.0.1:7211")
@@ -45,28 +46,28 @@ func fixedDiagnosis() *diagnosis {
 		if i%2 == 0 {
 			v.Target.Process = explain.Proc{Known: true, Owned: true, PID: 4242, Comm: "agent", UID: 1000, State: "SYN-SENT", Seen: explain.Recent}
 		}
-		d.add(e, v)
+		d.Add(e, v)
 	}
 	rejected := netip.MustParseAddrPort("127.0.0.1:7214")
 	for i := range 4 {
 		e := &sniff.Event{Time: start.Add(time.Second + time.Duration(i)*time.Second), Ifname: "lo", Direction: sniff.Local,
 			Segment: sniff.Segment{Src: rejected, Dst: netip.AddrPortFrom(rejected.Addr(), uint16(42000+i)), Flags: sniff.FlagRST | sniff.FlagACK}}
-		d.add(e, &explain.Verdict{Cause: explain.Rejected,
+		d.Add(e, &explain.Verdict{Cause: explain.Rejected,
 			Sender:   explain.Sender{Local: explain.True, Listening: explain.True},
 			Target:   explain.Target{Local: explain.True},
 			Listener: explain.Proc{Known: true, Owned: true, PID: 77, Comm: "api\x1b[31m", State: "LISTEN"}, Backlog: 4096})
 	}
-	d.end = start.Add(5 * time.Second)
-	d.c1 = proc.Counters{"Tcp.AttemptFails": 1016, "Tcp.OutRsts": 510, "Tcp.ActiveOpens": 9020, "Tcp.EstabResets": 40,
+	d.End = start.Add(5 * time.Second)
+	d.C1 = proc.Counters{"Tcp.AttemptFails": 1016, "Tcp.OutRsts": 510, "Tcp.ActiveOpens": 9020, "Tcp.EstabResets": 40,
 		"TcpExt.ListenOverflows": 10, "TcpExt.ListenDrops": 10, "TcpExt.TCPSynRetrans": 22, "TcpExt.TCPTimeouts": 30}
-	d.uptime = 86400
-	d.alerts = []string{"AttemptFails>2/s: AttemptFails rose by 16 in 5s (3.20/s); it counts " + counterMeaning("AttemptFails")}
+	d.Uptime = 86400
+	d.Alerts = []string{"AttemptFails>2/s: AttemptFails rose by 16 in 5s (3.20/s); it counts " + counters.Meaning("AttemptFails")}
 	return d
 }
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("..", "..", "testdata", "diagnose", name)
+	path := filepath.Join("testdata", name)
 	if *update {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatalf("failed to update %s: %v", path, err)
@@ -82,8 +83,8 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestDiagnoseReportGolden(t *testing.T) {
-	r := fixedDiagnosis().report()
-	golden(t, "report.txt.golden", []byte(reportText(r)))
+	r := fixedDiagnosis().Report()
+	golden(t, "report.txt.golden", []byte(r.Text()))
 	js, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		t.Fatalf("failed to marshal report: %v", err)
@@ -92,7 +93,7 @@ func TestDiagnoseReportGolden(t *testing.T) {
 }
 
 func TestDiagnoseReportFacts(t *testing.T) {
-	r := fixedDiagnosis().report()
+	r := fixedDiagnosis().Report()
 	if !r.Abnormal || len(r.Findings) != 3 {
 		t.Fatalf("abnormal %v with %d findings, want true and 3: %+v", r.Abnormal, len(r.Findings), r.Findings)
 	}
@@ -119,13 +120,13 @@ func TestDiagnoseReportFacts(t *testing.T) {
 func TestDiagnoseQuiet(t *testing.T) {
 	start := time.Date(2026, 11, 21, 10, 55, 0, 0, time.UTC)
 	c := proc.Counters{"Tcp.AttemptFails": 5, "Tcp.OutRsts": 5}
-	d := newDiagnosis(start, c)
-	d.end, d.c1 = start.Add(time.Second), c
-	r := d.report()
+	d := New(start, c)
+	d.End, d.C1 = start.Add(time.Second), c
+	r := d.Report()
 	if r.Abnormal || len(r.Findings) != 0 || len(r.Unexplained) != 0 {
 		t.Fatalf("quiet run reported %+v", r)
 	}
-	if got := reportText(r); !bytes.Contains([]byte(got), []byte("Nothing abnormal")) {
+	if got := r.Text(); !bytes.Contains([]byte(got), []byte("Nothing abnormal")) {
 		t.Fatalf("quiet report: %q", got)
 	}
 }

@@ -1,35 +1,41 @@
-package main
+package diagnose
 
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
 	"github.com/rstwatch/rstwatch/proc"
+	"github.com/rstwatch/rstwatch/proc/counters"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
 
-// diagnosis accumulates what diagnose sees (resets with their verdicts,
+// Diagnosis accumulates what diagnose sees (resets with their verdicts,
 // listener samples, counters) and turns it into a report. It does no I/O,
-// so a test can feed it a fixed input.
-type diagnosis struct {
-	start, end time.Time
-	// counters at the start and the end; uptime is the seconds since boot
-	// at the end, for the "is this new" comparison.
-	c0, c1 proc.Counters
-	uptime float64
+// so a test can feed it a fixed input. It is not safe for concurrent use.
+type Diagnosis struct {
+	Start, End time.Time
+	// Counters at the start and the end (nil: not read); Uptime is the
+	// seconds since boot at the end, for the "is this new" comparison (0:
+	// unknown).
+	C0, C1 proc.Counters
+	Uptime float64
+
+	Drops   uint64   // kernel drops of the capture
+	Offline bool     // the resets come from a capture file
+	Alerts  []string // alert rules that fired, in words (see EvalAlerts)
 
 	groups    map[groupKey]*group
 	listeners map[netip.AddrPort]*listenerSample
 
-	sent, received int    // resets whose sender / target is on this host
-	drops          uint64 // kernel drops of the capture
-	offline        bool
-	alerts         []string
+	sent, received int // resets whose sender / target is on this host
 }
 
 type groupKey struct {
@@ -47,8 +53,8 @@ type group struct {
 	directions    map[string]int
 	ifnames       map[string]int
 	peers         map[netip.Addr]int
-	processes     map[string]*processRef // by role and pid
-	listener      *listenerRef
+	processes     map[string]*ProcessRef // by role and pid
+	listener      *ListenerRef
 	lastListener  explain.LastListener
 	clientsOnHost int // resets received by a socket on this host
 }
@@ -60,17 +66,19 @@ type listenerSample struct {
 	full     bool
 }
 
-func newDiagnosis(start time.Time, c0 proc.Counters) *diagnosis {
-	return &diagnosis{start: start, c0: c0, groups: map[groupKey]*group{}, listeners: map[netip.AddrPort]*listenerSample{}}
+// New returns an empty diagnosis of a run that started at start with the
+// counters c0 (nil if they could not be read).
+func New(start time.Time, c0 proc.Counters) *Diagnosis {
+	return &Diagnosis{Start: start, C0: c0, groups: map[groupKey]*group{}, listeners: map[netip.AddrPort]*listenerSample{}}
 }
 
-// add records one explained reset.
-func (d *diagnosis) add(e *sniff.Event, v *explain.Verdict) {
+// Add records one explained reset.
+func (d *Diagnosis) Add(e *sniff.Event, v *explain.Verdict) {
 	k := groupKey{v.Cause, netip.AddrPortFrom(e.Src.Addr().Unmap(), e.Src.Port())}
 	g := d.groups[k]
 	if g == nil {
 		g = &group{groupKey: k, first: e.Time, directions: map[string]int{}, ifnames: map[string]int{},
-			peers: map[netip.Addr]int{}, processes: map[string]*processRef{}, senderLocal: v.Sender.Local}
+			peers: map[netip.Addr]int{}, processes: map[string]*ProcessRef{}, senderLocal: v.Sender.Local}
 		d.groups[k] = g
 	}
 	g.count++
@@ -91,9 +99,9 @@ func (d *diagnosis) add(e *sniff.Event, v *explain.Verdict) {
 	g.addProcess("client", &v.Target.Process)
 	if v.Listener.Known {
 		g.addProcess("listener", &v.Listener)
-		g.listener = &listenerRef{Listening: true, Queue: v.Queue, Backlog: v.Backlog}
+		g.listener = &ListenerRef{Listening: true, Queue: v.Queue, Backlog: v.Backlog}
 		if v.Listener.Owned {
-			g.listener.PID, g.listener.Comm = v.Listener.PID, v.Listener.Comm
+			g.listener.PID, g.listener.Comm = v.Listener.PID, safe.String(v.Listener.Comm)
 		}
 	}
 	if l := v.Sender.LastListener; l.Known && (!g.lastListener.Known || l.Until.After(g.lastListener.Until)) {
@@ -110,11 +118,11 @@ func (g *group) addProcess(role string, p *explain.Proc) {
 		r.Count++
 		return
 	}
-	g.processes[key] = &processRef{Role: role, PID: p.PID, Comm: p.Comm, UID: p.UID, Count: 1}
+	g.processes[key] = &ProcessRef{Role: role, PID: p.PID, Comm: safe.String(p.Comm), UID: p.UID, Count: 1}
 }
 
-// sampleListeners records the listeners' accept queues.
-func (d *diagnosis) sampleListeners(ls []explain.Listener) {
+// SampleListeners records the listeners' accept queues.
+func (d *Diagnosis) SampleListeners(ls []explain.Listener) {
 	for _, l := range ls {
 		s := d.listeners[l.Addr]
 		if s == nil {
@@ -130,22 +138,24 @@ func (d *diagnosis) sampleListeners(ls []explain.Listener) {
 	}
 }
 
-// report is diagnose's output; its JSON field names are a contract (issue
+// Report is diagnose's output; its JSON field names are a contract (issue
 // 3/6): add fields, never rename or drop them.
-type report struct {
+type Report struct {
 	DurationS   float64         `json:"duration_s"`
 	Offline     bool            `json:"offline,omitempty"`
-	Headline    headline        `json:"headline"`
-	Counters    counterReport   `json:"counters"`
-	Findings    []finding       `json:"findings"`
-	Unexplained []unexplained   `json:"unexplained"`
+	Headline    Headline        `json:"headline"`
+	Counters    CounterReport   `json:"counters"`
+	Findings    []Finding       `json:"findings"`
+	Unexplained []Unexplained   `json:"unexplained"`
 	Drops       uint64          `json:"drops"`
 	Alerts      []string        `json:"alerts"`
 	Abnormal    bool            `json:"abnormal"`
-	Listeners   []listenerState `json:"listeners"`
+	Listeners   []ListenerState `json:"listeners"`
 }
 
-type headline struct {
+// Headline sums the run up: the failed-connection rate, the resets' rates
+// and whether the failures are new.
+type Headline struct {
 	FailedPerS       float64  `json:"failed_connections_per_s"`
 	SentPerS         float64  `json:"resets_sent_per_s"`
 	ReceivedPerS     float64  `json:"resets_received_per_s"`
@@ -158,13 +168,18 @@ type headline struct {
 	ResetsRecvdTotal int      `json:"resets_received"`
 }
 
-type counterReport struct {
+// CounterReport holds the kernel counters at the start and the end of the
+// run, and their rates, by short name.
+type CounterReport struct {
 	Start map[string]uint64  `json:"start"`
 	End   map[string]uint64  `json:"end"`
 	Rates map[string]float64 `json:"rates"`
 }
 
-type finding struct {
+// Finding is one cause at one endpoint, with the next step to take.
+// Strings that may carry outside text (process and interface names) are
+// safe.String, so encoding/json writes them through the one escaper.
+type Finding struct {
 	Cause     string        `json:"cause"`
 	Local     string        `json:"local"`             // the endpoint that sent the resets (on this host when sender_local)
 	Service   string        `json:"service,omitempty"` // the port's well-known service, from a table built in
@@ -172,59 +187,64 @@ type finding struct {
 	Count     int           `json:"count"`
 	RatePerS  float64       `json:"rate_per_s"` // over the resets' own span when there are 3 or more
 	Direction string        `json:"direction"`
-	Ifnames   []string      `json:"ifnames"`
-	Peers     []peerCount   `json:"peers"`
-	Processes []*processRef `json:"processes"`
-	Listener  *listenerRef  `json:"listener"`
-	Advice    string        `json:"advice"`
+	Ifnames   []safe.String `json:"ifnames"`
+	Peers     []PeerCount   `json:"peers"`
+	Processes []*ProcessRef `json:"processes"`
+	Listener  *ListenerRef  `json:"listener"`
+	Advice    safe.String   `json:"advice"`
 }
 
-type peerCount struct {
+// PeerCount is how many of a finding's resets went to one peer.
+type PeerCount struct {
 	Addr  string `json:"addr"`
 	Count int    `json:"count"`
 }
 
-type processRef struct {
-	Role  string     `json:"role"` // sender, client, listener, last_listener
-	PID   int        `json:"pid"`
-	Comm  string     `json:"comm"`
-	UID   uint32     `json:"uid"`
-	Count int        `json:"count,omitempty"`
-	Until *time.Time `json:"until,omitempty"`
+// ProcessRef is a process a finding involves, in one role.
+type ProcessRef struct {
+	Role  string      `json:"role"` // sender, client, listener, last_listener
+	PID   int         `json:"pid"`
+	Comm  safe.String `json:"comm"`
+	UID   uint32      `json:"uid"`
+	Count int         `json:"count,omitempty"`
+	Until *time.Time  `json:"until,omitempty"`
 }
 
-type listenerRef struct {
-	Listening bool       `json:"listening"`
-	PID       int        `json:"pid,omitempty"`
-	Comm      string     `json:"comm,omitempty"`
-	Queue     uint32     `json:"queue"`
-	Backlog   uint32     `json:"backlog"`
-	Until     *time.Time `json:"until,omitempty"` // for a listener that is gone
+// ListenerRef is the listener of a finding's endpoint, or the last one.
+type ListenerRef struct {
+	Listening bool        `json:"listening"`
+	PID       int         `json:"pid,omitempty"`
+	Comm      safe.String `json:"comm,omitempty"`
+	Queue     uint32      `json:"queue"`
+	Backlog   uint32      `json:"backlog"`
+	Until     *time.Time  `json:"until,omitempty"` // for a listener that is gone
 }
 
-type listenerState struct {
-	Addr     string `json:"addr"`
-	PID      int    `json:"pid,omitempty"`
-	Comm     string `json:"comm,omitempty"`
-	MaxQueue uint32 `json:"max_queue"`
-	Backlog  uint32 `json:"backlog"`
-	Full     bool   `json:"full"`
+// ListenerState is the fullest a listener's accept queue was seen.
+type ListenerState struct {
+	Addr     string      `json:"addr"`
+	PID      int         `json:"pid,omitempty"`
+	Comm     safe.String `json:"comm,omitempty"`
+	MaxQueue uint32      `json:"max_queue"`
+	Backlog  uint32      `json:"backlog"`
+	Full     bool        `json:"full"`
 }
 
-type unexplained struct {
+// Unexplained is what the counters saw that the resets do not account for.
+type Unexplained struct {
 	Kind  string `json:"kind"`
 	Count uint64 `json:"count"`
 	Text  string `json:"text"`
 }
 
 // delta returns how much a counter (short name) rose.
-func (d *diagnosis) delta(name string) (uint64, bool) {
-	ci, ok := findCounter(name)
+func (d *Diagnosis) delta(name string) (uint64, bool) {
+	ci, ok := counters.Find(name)
 	if !ok {
 		return 0, false
 	}
-	a, ok0 := d.c0[ci.key]
-	b, ok1 := d.c1[ci.key]
+	a, ok0 := d.C0[ci.Key]
+	b, ok1 := d.C1[ci.Key]
 	if !ok0 || !ok1 {
 		return 0, false
 	}
@@ -234,23 +254,23 @@ func (d *diagnosis) delta(name string) (uint64, bool) {
 	return b - a, true
 }
 
-// report turns what was seen into the report.
-func (d *diagnosis) report() *report {
-	secs := d.end.Sub(d.start).Seconds()
+// Report turns what was seen into the report.
+func (d *Diagnosis) Report() *Report {
+	secs := d.End.Sub(d.Start).Seconds()
 	if secs <= 0 {
 		secs = 1e-9
 	}
-	r := &report{DurationS: round(secs, 3), Drops: d.drops, Offline: d.offline, Alerts: d.alerts,
-		Findings: []finding{}, Unexplained: []unexplained{}, Listeners: []listenerState{}}
+	r := &Report{DurationS: round(secs, 3), Drops: d.Drops, Offline: d.Offline, Alerts: d.Alerts,
+		Findings: []Finding{}, Unexplained: []Unexplained{}, Listeners: []ListenerState{}}
 	if r.Alerts == nil {
 		r.Alerts = []string{}
 	}
 
-	r.Counters = counterReport{Start: map[string]uint64{}, End: map[string]uint64{}, Rates: map[string]float64{}}
-	for _, row := range counterRows(nil, d.c0, d.c1, d.end.Sub(d.start)) {
-		r.Counters.Start[row.info.name] = d.c0[row.info.key]
-		r.Counters.End[row.info.name] = row.total
-		r.Counters.Rates[row.info.name] = round(row.rate, 3)
+	r.Counters = CounterReport{Start: map[string]uint64{}, End: map[string]uint64{}, Rates: map[string]float64{}}
+	for _, row := range counters.Rows(nil, d.C0, d.C1, d.End.Sub(d.Start)) {
+		r.Counters.Start[row.Info.Name] = d.C0[row.Info.Key]
+		r.Counters.End[row.Info.Name] = row.Total
+		r.Counters.Rates[row.Info.Name] = round(row.Rate, 3)
 	}
 
 	failed, haveFailed := d.delta("AttemptFails")
@@ -263,8 +283,8 @@ func (d *diagnosis) report() *report {
 	h.FailedPerS = round(float64(failed)/secs, 2)
 	h.SentPerS = round(float64(d.sent)/secs, 2)
 	h.ReceivedPerS = round(float64(d.received)/secs, 2)
-	if all, ok := d.c1["Tcp.AttemptFails"]; ok && d.uptime > 0 {
-		avg := round(float64(all)/d.uptime, 2)
+	if all, ok := d.C1["Tcp.AttemptFails"]; ok && d.Uptime > 0 {
+		avg := round(float64(all)/d.Uptime, 2)
 		h.SinceBootPerS = &avg
 		h.New = h.FailedPerS > 0 && h.FailedPerS > 2*avg
 	}
@@ -293,9 +313,9 @@ func (d *diagnosis) report() *report {
 	sort.Slice(addrs, func(i, j int) bool { return addrs[i].String() < addrs[j].String() })
 	for _, a := range addrs {
 		l := d.listeners[a]
-		ls := listenerState{Addr: a.String(), MaxQueue: l.maxQueue, Backlog: l.Backlog, Full: l.full}
+		ls := ListenerState{Addr: a.String(), MaxQueue: l.maxQueue, Backlog: l.Backlog, Full: l.full}
 		if l.Process.Owned {
-			ls.PID, ls.Comm = l.Process.PID, l.Process.Comm
+			ls.PID, ls.Comm = l.Process.PID, safe.String(l.Process.Comm)
 		}
 		r.Listeners = append(r.Listeners, ls)
 	}
@@ -314,7 +334,7 @@ func round(f float64, digits int) float64 {
 	return float64(int64(f*p+0.5)) / p
 }
 
-func headlineText(h *headline, haveFailed bool) string {
+func headlineText(h *Headline, haveFailed bool) string {
 	var b strings.Builder
 	if haveFailed {
 		fmt.Fprintf(&b, "%.2f failed connections/s", h.FailedPerS)
@@ -333,20 +353,20 @@ func headlineText(h *headline, haveFailed bool) string {
 }
 
 // finding describes one group.
-func (d *diagnosis) finding(g *group, secs float64) finding {
-	f := finding{Cause: g.cause.String(), Local: g.endpoint.String(), Service: sniff.PortName(g.endpoint.Port()), Count: g.count,
-		RatePerS: round(g.rate(secs), 2), Listener: g.listener, Ifnames: []string{}, Peers: []peerCount{}}
+func (d *Diagnosis) finding(g *group, secs float64) Finding {
+	f := Finding{Cause: g.cause.String(), Local: g.endpoint.String(), Service: sniff.PortName(g.endpoint.Port()), Count: g.count,
+		RatePerS: round(g.rate(secs), 2), Listener: g.listener, Ifnames: []safe.String{}, Peers: []PeerCount{}}
 	if g.senderLocal != explain.Null {
 		b := g.senderLocal == explain.True
 		f.SenderLoc = &b
 	}
 	f.Direction = topKey(g.directions)
 	for name := range g.ifnames {
-		f.Ifnames = append(f.Ifnames, name)
+		f.Ifnames = append(f.Ifnames, safe.String(name))
 	}
-	sort.Strings(f.Ifnames)
+	slices.Sort(f.Ifnames)
 	for a, n := range g.peers {
-		f.Peers = append(f.Peers, peerCount{a.String(), n})
+		f.Peers = append(f.Peers, PeerCount{a.String(), n})
 	}
 	sort.Slice(f.Peers, func(i, j int) bool {
 		if f.Peers[i].Count != f.Peers[j].Count {
@@ -362,9 +382,9 @@ func (d *diagnosis) finding(g *group, secs float64) finding {
 	}
 	if l := g.lastListener; l.Known && l.PID > 0 {
 		until := l.Until
-		f.Processes = append(f.Processes, &processRef{Role: "last_listener", PID: l.PID, Comm: l.Comm, UID: l.UID, Until: &until})
+		f.Processes = append(f.Processes, &ProcessRef{Role: "last_listener", PID: l.PID, Comm: safe.String(l.Comm), UID: l.UID, Until: &until})
 		if f.Listener == nil {
-			f.Listener = &listenerRef{Listening: false, PID: l.PID, Comm: l.Comm, Until: &until}
+			f.Listener = &ListenerRef{Listening: false, PID: l.PID, Comm: safe.String(l.Comm), Until: &until}
 		}
 	}
 	sort.Slice(f.Processes, func(i, j int) bool {
@@ -374,9 +394,9 @@ func (d *diagnosis) finding(g *group, secs float64) finding {
 		return f.Processes[i].PID < f.Processes[j].PID
 	})
 	if f.Processes == nil {
-		f.Processes = []*processRef{}
+		f.Processes = []*ProcessRef{}
 	}
-	f.Advice = advice(g, &f)
+	f.Advice = safe.String(advice(g, &f))
 	return f
 }
 
@@ -404,14 +424,14 @@ func topKey(m map[string]int) string {
 }
 
 // advice is the finding's one plain-words sentence with the next step.
-func advice(g *group, f *finding) string {
+func advice(g *group, f *Finding) string {
 	ep := f.Local
 	rate := fmt.Sprintf("%s a second", timesPerSecond(f.RatePerS))
 	clients := func() string {
 		var names []string
 		for _, p := range f.Processes {
 			if p.Role == "client" {
-				names = append(names, fmt.Sprintf("process %s (pid %d)", safe(p.Comm), p.PID))
+				names = append(names, fmt.Sprintf("process %s (pid %d)", safe.Text(string(p.Comm)), p.PID))
 			}
 		}
 		switch {
@@ -431,20 +451,20 @@ func advice(g *group, f *finding) string {
 		}
 		s := fmt.Sprintf("nothing listens on %s; %s", ep, clients())
 		if l := g.lastListener; l.Known && l.PID > 0 {
-			s += fmt.Sprintf("; %s (pid %d) listened there until %s", safe(l.Comm), l.PID, l.Until.Format("15:04:05"))
+			s += fmt.Sprintf("; %s (pid %d) listened there until %s", safe.Text(l.Comm), l.PID, l.Until.Format("15:04:05"))
 			return s + ": start it or fix the client"
 		}
 		return s + ": start the service or fix the client"
 	case explain.Rejected:
 		who := ""
 		if f.Listener != nil && f.Listener.PID > 0 {
-			who = fmt.Sprintf(" although %s (pid %d) listens there", safe(f.Listener.Comm), f.Listener.PID)
+			who = fmt.Sprintf(" although %s (pid %d) listens there", safe.Text(string(f.Listener.Comm)), f.Listener.PID)
 		}
 		return fmt.Sprintf("a firewall or policy resets connections to %s%s; %s: check the firewall rules (nft list ruleset, iptables -S)", ep, who, clients())
 	case explain.Overflow:
 		s := "listener " + ep
 		if f.Listener != nil && f.Listener.PID > 0 {
-			s += fmt.Sprintf(" (%s pid %d)", safe(f.Listener.Comm), f.Listener.PID)
+			s += fmt.Sprintf(" (%s pid %d)", safe.Text(string(f.Listener.Comm)), f.Listener.PID)
 		}
 		if f.Listener != nil && f.Listener.Backlog > 0 {
 			s += fmt.Sprintf(" has a full accept queue %d/%d", f.Listener.Queue, f.Listener.Backlog)
@@ -456,26 +476,18 @@ func advice(g *group, f *finding) string {
 		who := ep
 		for _, p := range f.Processes {
 			if p.Role == "sender" {
-				who = fmt.Sprintf("%s (pid %d) on %s", safe(p.Comm), p.PID, ep)
+				who = fmt.Sprintf("%s (pid %d) on %s", safe.Text(string(p.Comm)), p.PID, ep)
 				break
 			}
 		}
 		if !local {
 			who = "the peer " + ep
 		}
-		return fmt.Sprintf("%s aborted %s (SO_LINGER 0, closed with unread data, or a listener closed with connections pending): check that application", who, plural(f.Count, "connection"))
+		return fmt.Sprintf("%s aborted %s (SO_LINGER 0, closed with unread data, or a listener closed with connections pending): check that application", who, render.Plural(f.Count, "connection"))
 	case explain.Stale:
-		return fmt.Sprintf("%s reached %s for connections it no longer has: a peer kept using a connection after a restart, a NAT or conntrack timeout, or resets that were lost", plural(f.Count, "segment"), ep)
+		return fmt.Sprintf("%s reached %s for connections it no longer has: a peer kept using a connection after a restart, a NAT or conntrack timeout, or resets that were lost", render.Plural(f.Count, "segment"), ep)
 	}
-	return fmt.Sprintf("%s of an unusual shape from %s: look at them with `rstwatch watch --port %d`", plural(f.Count, "reset"), ep, g.endpoint.Port())
-}
-
-// plural writes "1 connection", "2 connections".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return strconv.Itoa(n) + " " + noun + "s"
+	return fmt.Sprintf("%s of an unusual shape from %s: look at them with `rstwatch watch --port %d`", render.Plural(f.Count, "reset"), ep, g.endpoint.Port())
 }
 
 func timesPerSecond(r float64) string {
@@ -488,7 +500,7 @@ func timesPerSecond(r float64) string {
 	return fmt.Sprintf("%.1f times", r)
 }
 
-func peerList(peers []peerCount) string {
+func peerList(peers []PeerCount) string {
 	if len(peers) == 0 {
 		return "peers"
 	}
@@ -499,11 +511,9 @@ func peerList(peers []peerCount) string {
 	return strings.Join(names, ", ")
 }
 
-func safe(s string) string { return string(appendSafe(nil, s)) }
-
 // overflowFindings explains ListenOverflows with the listeners seen full,
 // merging into an overflow finding from resets when there is one.
-func (d *diagnosis) overflowFindings(fs []finding, n uint64, secs float64) []finding {
+func (d *Diagnosis) overflowFindings(fs []Finding, n uint64, secs float64) []Finding {
 	var full []*listenerSample
 	for _, l := range d.listeners {
 		if l.full {
@@ -534,19 +544,19 @@ func (d *diagnosis) overflowFindings(fs []finding, n uint64, secs float64) []fin
 		if merged {
 			continue
 		}
-		ref := &listenerRef{Listening: true, Queue: l.maxQueue, Backlog: l.Backlog}
-		procs := []*processRef{}
+		ref := &ListenerRef{Listening: true, Queue: l.maxQueue, Backlog: l.Backlog}
+		procs := []*ProcessRef{}
 		if l.Process.Owned {
-			ref.PID, ref.Comm = l.Process.PID, l.Process.Comm
-			procs = append(procs, &processRef{Role: "listener", PID: l.Process.PID, Comm: l.Process.Comm, UID: l.Process.UID})
+			ref.PID, ref.Comm = l.Process.PID, safe.String(l.Process.Comm)
+			procs = append(procs, &ProcessRef{Role: "listener", PID: l.Process.PID, Comm: safe.String(l.Process.Comm), UID: l.Process.UID})
 		}
 		count := int(n) / len(full)
-		f := finding{Cause: explain.Overflow.String(), Local: l.Addr.String(), Service: sniff.PortName(l.Addr.Port()), Count: count,
-			RatePerS: round(float64(count)/secs, 2), Ifnames: []string{}, Peers: []peerCount{}, Processes: procs, Listener: ref}
+		f := Finding{Cause: explain.Overflow.String(), Local: l.Addr.String(), Service: sniff.PortName(l.Addr.Port()), Count: count,
+			RatePerS: round(float64(count)/secs, 2), Ifnames: []safe.String{}, Peers: []PeerCount{}, Processes: procs, Listener: ref}
 		t := true
 		f.SenderLoc = &t
 		g := &group{groupKey: groupKey{explain.Overflow, l.Addr}, senderLocal: explain.True}
-		f.Advice = advice(g, &f) + fmt.Sprintf(" (ListenOverflows +%d; without net.ipv4.tcp_abort_on_overflow the clients get no reset: they retry, then time out)", n)
+		f.Advice = safe.String(advice(g, &f) + fmt.Sprintf(" (ListenOverflows +%d; without net.ipv4.tcp_abort_on_overflow the clients get no reset: they retry, then time out)", n))
 		fs = append(fs, f)
 	}
 	return fs
@@ -554,8 +564,8 @@ func (d *diagnosis) overflowFindings(fs []finding, n uint64, secs float64) []fin
 
 // unexplained lists what the counters saw that the captured resets do not
 // account for.
-func (d *diagnosis) unexplained() []unexplained {
-	out := []unexplained{}
+func (d *Diagnosis) unexplained() []Unexplained {
+	out := []Unexplained{}
 	refusedHere := 0 // failed connects of local clients that a reset explains
 	sentCounted := 0 // resets the stack sent: netfilter's are not in OutRsts
 	for _, g := range d.groups {
@@ -571,12 +581,12 @@ func (d *diagnosis) unexplained() []unexplained {
 		n := failed - uint64(refusedHere)
 		syn, _ := d.delta("TCPSynRetrans")
 		to, _ := d.delta("TCPTimeouts")
-		out = append(out, unexplained{Kind: "failed_without_reset", Count: n, Text: fmt.Sprintf(
+		out = append(out, Unexplained{Kind: "failed_without_reset", Count: n, Text: fmt.Sprintf(
 			"%d failed connection attempts drew no reset: their SYNs timed out or were dropped (TCPSynRetrans +%d, TCPTimeouts +%d): a firewall dropping, a host down, or a full accept queue", n, syn, to)})
 	}
 	if out2, ok := d.delta("OutRsts"); ok && uint64(sentCounted) > out2 {
 		n := uint64(sentCounted) - out2
-		out = append(out, unexplained{Kind: "resets_not_counted", Count: n, Text: fmt.Sprintf(
+		out = append(out, Unexplained{Kind: "resets_not_counted", Count: n, Text: fmt.Sprintf(
 			"%d resets left this host that its TCP stack did not count (OutRsts +%d): a firewall rule (reject with tcp reset) sent them", n, out2)})
 	}
 	if n, ok := d.delta("ListenOverflows"); ok && n > 0 {
@@ -585,9 +595,40 @@ func (d *diagnosis) unexplained() []unexplained {
 			seen = seen || g.cause == explain.Overflow
 		}
 		if !seen {
-			out = append(out, unexplained{Kind: "listen_overflow_without_reset", Count: n, Text: fmt.Sprintf(
+			out = append(out, Unexplained{Kind: "listen_overflow_without_reset", Count: n, Text: fmt.Sprintf(
 				"ListenOverflows +%d with no overflow reset: net.ipv4.tcp_abort_on_overflow is 0, so full accept queues drop handshakes silently", n)})
 		}
 	}
 	return out
+}
+
+// EvalAlerts adds to Alerts, in words, each rule that holds over the whole
+// run: the change of its counter from C0 to C1, or its rate over End-Start.
+func (d *Diagnosis) EvalAlerts(rules []counters.Rule) {
+	for _, row := range counters.Rows(nil, d.C0, d.C1, d.End.Sub(d.Start)) {
+		for i := range rules {
+			if rules[i].Counter == row.Info && rules[i].Holds(row) {
+				d.Alerts = append(d.Alerts, fmt.Sprintf("%s: %s rose by %d in %s (%.2f/s); it counts %s",
+					rules[i].Text, row.Info.Name, row.Delta, row.Elapsed.Round(time.Millisecond), row.Rate, row.Info.Meaning))
+			}
+		}
+	}
+}
+
+// FileSpan returns the time the resets span (1s when fewer than two): the
+// run's start and end when they come from a capture file.
+func (d *Diagnosis) FileSpan() (time.Time, time.Time) {
+	var first, last time.Time
+	for _, g := range d.groups {
+		if first.IsZero() || g.first.Before(first) {
+			first = g.first
+		}
+		if g.last.After(last) {
+			last = g.last
+		}
+	}
+	if first.IsZero() || !last.After(first) {
+		return first, first.Add(time.Second)
+	}
+	return first, last
 }

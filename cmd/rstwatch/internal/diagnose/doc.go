@@ -1,0 +1,14 @@
+// Package diagnose turns what `rstwatch diagnose` saw into its report:
+// resets with their verdicts (grouped by cause and endpoint), samples of
+// the listeners' accept queues and the kernel's counters at the start and
+// the end become ranked findings with the next step to take, what the
+// resets do not explain, and a headline that says whether the failures
+// are new. It renders the report as text and as JSON, and draws the live
+// progress line.
+//
+// A Diagnosis does no I/O, so tests feed it sniff.Event and
+// explain.Verdict fixtures and check the report without root or capture.
+// It lives under cmd/rstwatch/internal because the report, its words and
+// its JSON field names are the command's output; the command's action
+// (flags, session, exit codes) stays in cmd/rstwatch.
+package diagnose
