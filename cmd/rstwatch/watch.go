@@ -1,9 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 
@@ -156,7 +156,7 @@ func runWatch(c *cli.Context) error {
 
 	var out []pipeline.Sink
 	if printLines {
-		out = append(out, &lineSink{out: bufio.NewWriterSize(s.stdout, 64<<10), json: c.Bool(flagJSON), buf: make([]byte, 0, 1024)})
+		out = append(out, &lineSink{out: s.stdout, json: c.Bool(flagJSON), buf: make([]byte, 0, lineWriteAt+16<<10)})
 	}
 	n, err := s.run(ctx, c.Int(flagCount), out...)
 	// Whatever happened, keep what was already captured: the pipeline
@@ -168,9 +168,15 @@ func runWatch(c *cli.Context) error {
 	return err
 }
 
-// lineSink prints each reset as a text line or a JSON object.
+// lineWriteAt is how many bytes of lines make lineSink write them out
+// before the pipeline's next Flush (which comes once per ring block).
+const lineWriteAt = 256 << 10
+
+// lineSink prints each reset as a text line or a JSON object. Lines are
+// rendered straight into one buffer, written once per ring block (on
+// Flush) or per lineWriteAt bytes: no copy, no write(2) per line.
 type lineSink struct {
-	out  *bufio.Writer
+	out  io.Writer
 	json bool
 	buf  []byte
 }
@@ -184,19 +190,24 @@ func (l *lineSink) Handle(e *pipeline.Event) error {
 		ns = &render.Namespace{Inode: e.Netns.Inode, Name: e.Netns.Name}
 	}
 	if l.json {
-		l.buf = render.AppendJSON(l.buf[:0], &e.Event, &e.Verdict, ns)
+		l.buf = render.AppendJSON(l.buf, &e.Event, &e.Verdict, ns)
 	} else {
-		l.buf = render.AppendText(l.buf[:0], &e.Event, &e.Verdict, ns)
+		l.buf = render.AppendText(l.buf, &e.Event, &e.Verdict, ns)
 	}
 	l.buf = append(l.buf, '\n')
-	if _, err := l.out.Write(l.buf); err != nil {
-		return fmt.Errorf("write output: %w", err)
+	if len(l.buf) >= lineWriteAt {
+		return l.Flush()
 	}
 	return nil
 }
 
 func (l *lineSink) Flush() error {
-	if err := l.out.Flush(); err != nil {
+	if len(l.buf) == 0 {
+		return nil
+	}
+	_, err := l.out.Write(l.buf)
+	l.buf = l.buf[:0]
+	if err != nil {
 		return fmt.Errorf("write output: %w", err)
 	}
 	return nil

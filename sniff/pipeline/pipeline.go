@@ -112,9 +112,16 @@ type capture struct {
 	ns        *namespaces.Target // nil: this process's namespace
 	live      *sniff.Sniffer
 	explainer *explain.Explainer // nil without attribution
-	drops     atomic.Uint64      // kernel drops seen at the last idle moment
+	drops     atomic.Uint64      // kernel drops, read at an idle moment at most statsEvery ago
+	statsAt   time.Time          // when drops was read; only the capture's goroutine uses it
 	closers   []func()
 }
+
+// statsEvery is how often an idle capture reads its kernel counters: in a
+// storm it goes idle once per ring block, hundreds of times a second, and
+// each read is a getsockopt(2) that also runs the pending network softirqs
+// on the sniffer's account.
+const statsEvery = FlushEvery
 
 func (c *capture) close() {
 	for i := len(c.closers) - 1; i >= 0; i-- {
@@ -256,8 +263,9 @@ func (p *Pipeline) Namespaces() []*namespaces.Target {
 	return out
 }
 
-// Drops sums the kernel drops of every capture as of their last idle
-// moment; it may be called from any goroutine (the metrics server's).
+// Drops sums the kernel drops of every capture as of an idle moment at
+// most 100 ms old (while captures run); it may be called from any
+// goroutine (the metrics server's).
 func (p *Pipeline) Drops() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -481,8 +489,11 @@ func (r *run) idle(cp *capture) error {
 	r.p.mu.Lock()
 	defer r.p.mu.Unlock()
 	if cp != nil {
-		if st, err := cp.live.Stats(); err == nil {
-			cp.drops.Store(st.Drops)
+		if now := time.Now(); now.Sub(cp.statsAt) >= statsEvery {
+			cp.statsAt = now
+			if st, err := cp.live.Stats(); err == nil {
+				cp.drops.Store(st.Drops)
+			}
 		}
 	}
 	if !r.unflushed {

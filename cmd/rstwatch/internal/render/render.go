@@ -101,7 +101,7 @@ func appendEndpoint(b []byte, addr func([]byte) []byte, port uint16) []byte {
 // a contract (issue 1/6): add fields, never rename or drop them.
 func AppendJSON(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []byte {
 	b = append(b, `{"time":"`...)
-	b = e.Time.UTC().AppendFormat(b, JSONTime)
+	b = appendJSONTime(b, e.Time)
 	b = append(b, `","ifname":`...)
 	b = safe.AppendJSON(b, e.Ifname)
 	b = append(b, `,"ifindex":`...)

@@ -37,7 +37,7 @@ func appendVerdictJSON(b []byte, v *explain.Verdict) []byte {
 		b = append(b, `,"uid":`...)
 		b = strconv.AppendUint(b, uint64(l.UID), 10)
 		b = append(b, `,"until":"`...)
-		b = l.Until.UTC().AppendFormat(b, JSONTime)
+		b = appendJSONTime(b, l.Until)
 		b = append(b, `"}`...)
 	} else {
 		b = append(b, "null"...)
