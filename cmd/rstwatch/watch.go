@@ -179,6 +179,7 @@ type lineSink struct {
 	out  io.Writer
 	json bool
 	buf  []byte
+	r    render.Renderer
 }
 
 func (l *lineSink) Handle(e *pipeline.Event) error {
@@ -190,9 +191,9 @@ func (l *lineSink) Handle(e *pipeline.Event) error {
 		ns = &render.Namespace{Inode: e.Netns.Inode, Name: e.Netns.Name}
 	}
 	if l.json {
-		l.buf = render.AppendJSON(l.buf, &e.Event, &e.Verdict, ns)
+		l.buf = l.r.AppendJSON(l.buf, &e.Event, &e.Verdict, ns)
 	} else {
-		l.buf = render.AppendText(l.buf, &e.Event, &e.Verdict, ns)
+		l.buf = l.r.AppendText(l.buf, &e.Event, &e.Verdict, ns)
 	}
 	l.buf = append(l.buf, '\n')
 	if len(l.buf) >= lineWriteAt {

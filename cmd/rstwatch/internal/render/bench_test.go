@@ -74,3 +74,46 @@ func BenchmarkJSONTime(b *testing.B) {
 		}
 	})
 }
+
+// TestRendererSameLines: the Renderer's cache changes nothing in a line,
+// over many addresses that collide in it, zones and invalid addresses
+// included.
+func TestRendererSameLines(t *testing.T) {
+	var r Renderer
+	evs, v := stormEvents(64)
+	addrs := []netip.Addr{{}, netip.MustParseAddr("fe80::1%eth0"), netip.MustParseAddr("::ffff:192.0.2.1"),
+		netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"), netip.IPv6Unspecified()}
+	for i := range 3000 {
+		addrs = append(addrs, netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1}), netip.AddrFrom16([16]byte{0xfd, 0x52, 15: byte(i), 13: byte(i >> 4)}))
+	}
+	for i, a := range addrs {
+		e := &evs[i%len(evs)]
+		e.Src = netip.AddrPortFrom(a, 80)
+		e.Dst = netip.AddrPortFrom(addrs[(i*7)%len(addrs)], 443)
+		for range 2 { // miss, then hit
+			if got, want := string(r.AppendJSON(nil, e, &v, nil)), string(AppendJSON(nil, e, &v, nil)); got != want {
+				t.Fatalf("%v: Renderer.AppendJSON\n%s\nwant\n%s", a, got, want)
+			}
+			if got, want := string(r.AppendText(nil, e, &v, nil)), string(AppendText(nil, e, &v, nil)); got != want {
+				t.Fatalf("%v: Renderer.AppendText\n%s\nwant\n%s", a, got, want)
+			}
+		}
+	}
+	buf := make([]byte, 0, 2048)
+	if n := testing.AllocsPerRun(1000, func() { buf = r.AppendJSON(buf[:0], &evs[0], &v, nil) }); n != 0 {
+		t.Errorf("Renderer.AppendJSON allocates %v times", n)
+	}
+}
+
+// BenchmarkRendererJSONStorm is BenchmarkAppendJSONStorm with the cache.
+func BenchmarkRendererJSONStorm(b *testing.B) {
+	evs, v := stormEvents(4096)
+	var r Renderer
+	buf := make([]byte, 0, 2048)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		buf = r.AppendJSON(buf[:0], &evs[i&4095], &v, nil)
+		i++
+	}
+}
