@@ -48,6 +48,11 @@ type Options struct {
 	// SYN also accepts TCP SYNs without ACK (used to attribute the reset
 	// that answers them), subject to the same Ports and Hosts clauses.
 	SYN bool
+	// SYNACK also accepts TCP SYN|ACK segments, the handshake's answer:
+	// with SYN it tells which end connected and which accepted, and both
+	// ends' initial sequence numbers (diagnose's roles and its "completed
+	// exchange" test). Same Ports and Hosts clauses.
+	SYNACK bool
 	// Snaplen is the number of bytes returned for an accepted packet; 0
 	// means DefaultSnaplen.
 	Snaplen uint32
@@ -90,12 +95,13 @@ type spec struct {
 	hosts6  [][4]uint32 // IPv6 addresses as four big-endian words
 	hosts   bool        // a host clause applies
 	syn     bool
+	synack  bool
 	snaplen uint32
 	ifaces  []uint32
 }
 
 func (o Options) spec() (*spec, error) {
-	s := &spec{syn: o.SYN, snaplen: o.Snaplen}
+	s := &spec{syn: o.SYN, synack: o.SYNACK, snaplen: o.Snaplen}
 	if s.snaplen == 0 {
 		s.snaplen = DefaultSnaplen
 	}
@@ -657,11 +663,19 @@ func (s *spec) tcp(b *builder) {
 	// Flags byte (RFC 9293 section 3.1). Loading it also proves that the
 	// packet holds 14 bytes of TCP header: shorter ones end here with 0.
 	b.emit(bpf.LoadIndirect{Off: tcpFlagsOff, Size: 1})
-	if s.syn {
+	if s.syn || s.synack {
 		b.jumpIf(bpf.JumpBitsSet, tcpRST, flagsOK, next)
-		// SYN without ACK: the connection attempt a reset may answer.
 		b.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: tcpSYN | tcpACK})
-		b.jumpIf(bpf.JumpEqual, tcpSYN, flagsOK, reject)
+		if s.syn && s.synack {
+			// SYN without ACK (the connection attempt a reset may
+			// answer) or with it (the answer).
+			b.jumpIf(bpf.JumpEqual, tcpSYN, flagsOK, next)
+			b.jumpIf(bpf.JumpEqual, tcpSYN|tcpACK, flagsOK, reject)
+		} else if s.syn {
+			b.jumpIf(bpf.JumpEqual, tcpSYN, flagsOK, reject)
+		} else {
+			b.jumpIf(bpf.JumpEqual, tcpSYN|tcpACK, flagsOK, reject)
+		}
 	} else {
 		b.jumpIf(bpf.JumpBitsSet, tcpRST, flagsOK, reject)
 	}

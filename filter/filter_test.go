@@ -33,6 +33,7 @@ const (
 var (
 	optNone  = filter.Options{}
 	optSYN   = filter.Options{SYN: true}
+	optHS    = filter.Options{SYN: true, SYNACK: true}
 	optPorts = filter.Options{Ports: []uint16{443, 80, 443}} // duplicate on purpose
 	optHost4 = filter.Options{Hosts: []netip.Addr{dst4}}
 	optHost6 = filter.Options{Hosts: []netip.Addr{netip.MustParseAddr("2001:db8::2%eth0")}} // zone ignored
@@ -56,6 +57,7 @@ var optionSets = []struct {
 }{
 	{"none", optNone},
 	{"syn", optSYN},
+	{"handshake", optHS},
 	{"ports", optPorts},
 	{"host4", optHost4},
 	{"host6", optHost6},
@@ -138,6 +140,13 @@ var vmCases = []vmCase{
 	{name: "ipv4_syn_with_syn_option", base: rst4, edit: setFlags(20, flagSYN), opts: optSYN, want: true},
 	{name: "ipv4_syn_ack", base: rst4, edit: setFlags(20, flagSYN|flagACK)},
 	{name: "ipv4_syn_ack_with_syn_option", base: rst4, edit: setFlags(20, flagSYN|flagACK), opts: optSYN},
+	{name: "ipv4_syn_with_handshake_option", base: rst4, edit: setFlags(20, flagSYN), opts: optHS, want: true},
+	{name: "ipv4_syn_ack_with_handshake_option", base: rst4, edit: setFlags(20, flagSYN|flagACK), opts: optHS, want: true},
+	{name: "ipv4_syn_ack_psh_with_handshake_option", base: rst4, edit: setFlags(20, flagSYN|flagACK|flagPSH), opts: optHS, want: true},
+	{name: "ipv4_ack_with_handshake_option", base: rst4, edit: setFlags(20, flagACK), opts: optHS},
+	{name: "ipv4_fin_ack_with_handshake_option", base: rst4, edit: setFlags(20, flagFIN|flagACK), opts: optHS},
+	{name: "ipv4_syn_ack_with_synack_only", base: rst4, edit: setFlags(20, flagSYN|flagACK), opts: filter.Options{SYNACK: true}, want: true},
+	{name: "ipv4_syn_with_synack_only", base: rst4, edit: setFlags(20, flagSYN), opts: filter.Options{SYNACK: true}},
 	{name: "ipv4_syn_rst", base: rst4, edit: setFlags(20, flagSYN|flagRST), want: true},
 	{name: "ipv4_fin", base: rst4, edit: setFlags(20, flagFIN|flagACK)},
 	{name: "ipv4_ack_with_syn_option", base: rst4, edit: setFlags(20, flagACK), opts: optSYN},
@@ -195,6 +204,7 @@ var vmCases = []vmCase{
 	{name: "ipv6_syn_with_syn_option", base: rst6, edit: setFlags(40, flagSYN), opts: optSYN, want: true},
 	{name: "ipv6_syn_ack", base: rst6, edit: setFlags(40, flagSYN|flagACK)},
 	{name: "ipv6_syn_ack_with_syn_option", base: rst6, edit: setFlags(40, flagSYN|flagACK), opts: optSYN},
+	{name: "ipv6_syn_ack_with_handshake_option", base: rst6, edit: setFlags(40, flagSYN|flagACK), opts: optHS, want: true},
 	{name: "ipv6_fin", base: rst6, edit: setFlags(40, flagFIN)},
 	{name: "ipv6_truncated_at_flags", base: rst6, edit: trimTo(40 + 14), want: true},
 	{name: "ipv6_truncated_by_1", base: rst6, edit: trimTo(40 + 13)},
@@ -389,11 +399,11 @@ func snaplen(o filter.Options) uint32 {
 }
 
 // reference is an independent decoder: it reports whether p, a packet that
-// starts at the IP header, is a TCP RST (or, with o.SYN, a SYN without ACK)
-// that the Ports and Hosts clauses admit, either itself or inside one
-// VXLAN, Geneve, GRE or IP-in-IP tunnel (see refTunnel). Like the BPF program it
-// ignores length fields and checksums and needs the bytes up to the TCP
-// flags.
+// starts at the IP header, is a TCP RST (or, with o.SYN, a SYN without ACK;
+// with o.SYNACK, a SYN|ACK) that the Ports and Hosts clauses admit, either
+// itself or inside one VXLAN, Geneve, GRE or IP-in-IP tunnel (see
+// refTunnel). Like the BPF program it ignores length fields and checksums
+// and needs the bytes up to the TCP flags.
 func reference(p []byte, o filter.Options) bool {
 	return refIP(p, 0, o, true)
 }
@@ -464,7 +474,7 @@ func refIP(p []byte, x int, o filter.Options, outer bool) bool {
 		return false
 	}
 	flags := p[tcp+13]
-	if flags&flagRST == 0 && !(o.SYN && flags&(flagSYN|flagACK) == flagSYN) {
+	if flags&flagRST == 0 && !(o.SYN && flags&(flagSYN|flagACK) == flagSYN) && !(o.SYNACK && flags&(flagSYN|flagACK) == flagSYN|flagACK) {
 		return false
 	}
 	if len(o.Ports) > 0 {

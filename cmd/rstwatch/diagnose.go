@@ -28,8 +28,8 @@ new, findings ranked by how many failures they explain (each with the next step 
 and what the resets do not explain (handshakes dropped by full accept queues, SYN timeouts,
 resets a firewall sent).
 
-Exit status: 0 when nothing abnormal was seen, 3 when a finding or an --alert rule fired,
-1 or 2 on errors.
+Exit status: 0 when nothing abnormal was seen (resets closing completed exchanges, such as a
+health checker's, are notes), 3 when a finding or an --alert rule fired, 1 or 2 on errors.
 
 Examples:
    rstwatch diagnose                          ten seconds, then the report
@@ -62,22 +62,27 @@ func runDiagnose(c *cli.Context) error {
 		return usagef("diagnose looks into one network namespace: use --%s or --%s, not --%s", flagNetns, flagPid, flagAllNetns)
 	}
 	offline := c.String(flagRead) != ""
-	s, err := openSession(ctx, c)
+	// One window: it opens, and c0 is read, as the capture is armed.
+	var c0, start, c0err = proc.Counters(nil), time.Now(), error(nil)
+	s, err := openSession(ctx, c, func(s *session) { start = time.Now(); c0, c0err = s.counters() })
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	var c0 proc.Counters
 	if !offline {
-		if c0, err = s.counters(); err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "kernel counters unavailable, the report uses the resets alone: %v\n", err)
+		if c0err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "kernel counters unavailable, the report uses the resets alone: %v\n", c0err)
 		}
 		stopAfter(durationOf(c, flagDuration), cancel)
 	}
 
 	var mu sync.Mutex // d is fed by the capture and by the listener sampler
-	d := diagnose.New(time.Now(), c0)
+	d := diagnose.New(start, c0)
 	d.Offline = offline
+	if !offline {
+		// One window: what the capture held from before c0 is left out.
+		d.Since, d.Sysctls = d.Start, s.target.Sysctls(s.fs, diagnose.SysctlNames)
+	}
 	x := s.pipe.Explainer()
 	if x != nil {
 		sample := func() {
@@ -100,35 +105,39 @@ func runDiagnose(c *cli.Context) error {
 
 	var n int
 	_, runErr := s.run(ctx, 0, sinkFunc(func(e *pipeline.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
 		if !e.IsReset() {
+			d.Observe(&e.Event)
 			return nil
 		}
-		mu.Lock()
 		d.Add(&e.Event, &e.Verdict)
-		mu.Unlock()
 		if progress != nil {
 			progress.Resets.Store(int64(n + 1))
 		}
 		n++
 		return nil
 	}))
+	mu.Lock()
+	defer mu.Unlock()
+	// The capture has stopped: read the counters at once, so that they
+	// and the resets cover the same window.
+	d.End = time.Now()
+	if c0 != nil {
+		if d.C1, err = s.counters(); err != nil {
+			d.C0 = nil
+		}
+	}
 	if progress != nil {
 		progress.Clear()
 	}
 	if ferr := s.finish(); runErr == nil {
 		runErr = ferr
 	}
-
-	mu.Lock()
-	defer mu.Unlock()
-	d.End = time.Now()
 	if offline {
 		d.Start, d.End = d.FileSpan()
 	}
 	if c0 != nil {
-		if d.C1, err = s.counters(); err != nil {
-			d.C0 = nil
-		}
 		if up, err := s.fs.Uptime(); err == nil {
 			d.Uptime = up
 		}

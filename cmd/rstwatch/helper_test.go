@@ -33,6 +33,10 @@ func runHelper(mode string) int {
 		err = listenThenExit(os.Getenv(helperAddrEnv), os.Stdout)
 	case helperAbort:
 		err = acceptThenAbort(os.Getenv(helperAddrEnv), os.Stdout)
+	case helperChecker:
+		err = checkThenReset(os.Getenv(helperAddrEnv), os.Stdout)
+	case helperAbortAll:
+		err = abortClients(os.Getenv(helperAddrEnv), os.Stdout)
 	default:
 		err = fmt.Errorf("unknown helper %q", mode)
 	}
@@ -125,4 +129,70 @@ func acceptThenAbort(addr string, stdout io.Writer) error {
 	time.Sleep(700 * time.Millisecond)
 	c.(*net.TCPConn).SetLinger(0)
 	return c.Close()
+}
+
+// helperChecker is a health checker: it prints "ready", then opens
+// checkerConns connections to $RSTWATCH_TEST_ADDR at once, sends a request
+// on each, reads the reply, keeps them longer than a socket-table refresh
+// (so that it can be named) and closes each with a reset (SO_LINGER 0), as
+// haproxy's checks do.
+const (
+	helperChecker = "checker"
+	checkerConns  = 3
+)
+
+func checkThenReset(addr string, stdout io.Writer) error {
+	fmt.Fprintln(stdout, "ready")
+	var conns []*net.TCPConn
+	for range checkerConns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c.(*net.TCPConn))
+		if _, err := c.Write([]byte("GET / HTTP/1.0\r\n\r\n")); err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Read(make([]byte, 512)); err != nil {
+			return fmt.Errorf("read the reply: %w", err)
+		}
+	}
+	time.Sleep(700 * time.Millisecond)
+	for _, c := range conns {
+		c.SetLinger(0)
+		c.Close()
+	}
+	return nil
+}
+
+// helperAbortAll is a server that aborts its clients: it listens on
+// $RSTWATCH_TEST_ADDR, prints "ready", accepts checkerConns connections,
+// reads a request from each, keeps them longer than a socket-table refresh
+// and aborts them all (SO_LINGER 0) without replying.
+const helperAbortAll = "abortall"
+
+func abortClients(addr string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	fmt.Fprintln(stdout, "ready")
+	var conns []*net.TCPConn
+	for range checkerConns {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		c.Read(make([]byte, 512))
+		conns = append(conns, c.(*net.TCPConn))
+	}
+	time.Sleep(700 * time.Millisecond)
+	for _, c := range conns {
+		c.SetLinger(0)
+		c.Close()
+	}
+	return nil
 }

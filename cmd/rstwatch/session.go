@@ -44,9 +44,10 @@ type session struct {
 	fs       proc.FS
 }
 
-// openSession opens everything the flags ask for. On error, what was
+// openSession opens everything the flags ask for; armed, if any, run when
+// a live capture is armed, before rstwatch says so. On error, what was
 // opened is closed again.
-func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
+func openSession(ctx context.Context, c *cli.Context, armed ...func(*session)) (_ *session, err error) {
 	cfg, err := captureFlags(c)
 	if err != nil {
 		return nil, err
@@ -98,15 +99,16 @@ func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
 		}
 	}
 	pcfg := &pipeline.Config{
-		Capture:  *cfg,
-		Read:     read,
-		Stdin:    os.Stdin,
-		Netns:    s.target,
-		AllNetns: s.allNetns,
-		Proc:     s.fs,
-		Explain:  !c.Bool(flagNoExplain),
-		Budget:   c.Int(flagExplainBudget),
-		Notify:   s.notify,
+		Capture:    *cfg,
+		Read:       read,
+		Stdin:      os.Stdin,
+		Netns:      s.target,
+		AllNetns:   s.allNetns,
+		Proc:       s.fs,
+		Explain:    !c.Bool(flagNoExplain),
+		Handshakes: c.Command != nil && c.Command.Name == "diagnose", // roles, for diagnose
+		Budget:     c.Int(flagExplainBudget),
+		Notify:     s.notify,
 	}
 	if read == "" {
 		if addr := c.String(flagMetrics); addr != "" {
@@ -137,6 +139,9 @@ func openSession(ctx context.Context, c *cli.Context) (_ *session, err error) {
 	// re-read; --all-netns opens new captures) needs CAP_SYS_ADMIN.
 	if err := caps.Drop(caps.Runtime(s.allNetns || s.target != nil)...); err != nil {
 		fmt.Fprintf(s.stderr, "could not drop capabilities: %v\n", err) // not fatal
+	}
+	for _, fn := range armed {
+		fn(s)
 	}
 	fmt.Fprintln(s.stderr, s.listeningLine())
 	if x := s.pipe.Explainer(); x != nil {

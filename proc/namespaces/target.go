@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/rstwatch/rstwatch/proc"
 	"github.com/rstwatch/rstwatch/proc/netns"
@@ -153,6 +154,30 @@ func Discover(fs proc.FS, known map[uint64]bool) []*Target {
 		for _, pid := range pids {
 			add(&Target{Path: fs.Path(strconv.Itoa(pid), "ns", "net"), PID: pid})
 		}
+	}
+	return out
+}
+
+// Sysctls reads settings of the namespace by their sysctl(8) names
+// ("net.core.somaxconn"), as sysctl would inside it: /proc/sys/net follows
+// the network namespace of the thread that opens it, so a thread enters
+// the namespace first. A nil t reads this process's. Settings that cannot
+// be read are left out.
+func (t *Target) Sysctls(fs proc.FS, names []string) map[string]string {
+	out := map[string]string{}
+	read := func() error {
+		for _, name := range names {
+			b, err := os.ReadFile(fs.Path(append([]string{"sys"}, strings.Split(name, ".")...)...))
+			if err == nil {
+				out[name] = strings.TrimSpace(string(b))
+			}
+		}
+		return nil
+	}
+	if t == nil {
+		_ = read()
+	} else {
+		_ = netns.Do(t.Path, read)
 	}
 	return out
 }

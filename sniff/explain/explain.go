@@ -67,6 +67,7 @@ type Explainer struct {
 	budget budget
 
 	listenCheck listenCheck
+	listenBuf   []proc.Socket // reused by listeningNow's dumps
 
 	// kick asks Run for an early refresh: a SYN's socket was found but
 	// not its owner, whose fd can be found only while the socket exists.
@@ -270,12 +271,17 @@ func (x *Explainer) Explain(e *sniff.Event, v *Verdict) {
 
 func (x *Explainer) explainSender(e *sniff.Event, v *Verdict) {
 	l, listening := x.table.Listening(e.Src)
-	if listening {
-		// The snapshot may predate the listener's close: a stale
-		// "listening" would turn every refused connect into "rejected".
-		listening, l = x.listeningNow(e.Src, l)
+	// The snapshot is up to Refresh old: it may predate the listener's
+	// close (a stale "listening" turns a refused connect into "rejected")
+	// or its bind (a stale "not listening" turns a firewall's reset into
+	// "nothing listens"). Ask the kernel now, either way, where the answer
+	// decides the cause: a socket's abort needs it only if one listens.
+	var checked bool
+	if listening || v.Cause == Refused || v.Cause == Stale {
+		listening, l, checked = x.listeningNow(e.Src, listening, l)
 	}
 	v.Sender.Listening = TriOf(listening)
+	v.Sender.ListenChecked = checked
 	if listening {
 		v.Queue, v.Backlog = l.RecvQ, l.SendQ
 	} else if last, ok := x.table.LastListener(e.Src); ok {
@@ -312,28 +318,31 @@ func (x *Explainer) explainSender(e *sniff.Event, v *Verdict) {
 // address, so that a burst of resets from one port costs one dump.
 const listenCheckFor = 20 * time.Millisecond
 
-// listeningNow re-reads the listeners for addr from the kernel and returns
-// the snapshot's entry updated with the live accept queue.
-func (x *Explainer) listeningNow(addr netip.AddrPort, snap proc.Entry) (bool, proc.Entry) {
+// listeningNow re-reads the listeners for addr from the kernel (one
+// sock_diag dump of the listening sockets of its family, and of the
+// dual-stack ones) and returns whether one accepts addr, its entry (the
+// snapshot's, updated with the live accept queue) and whether the kernel
+// answered. When it did not, the snapshot's answer stands, unchecked.
+func (x *Explainer) listeningNow(addr netip.AddrPort, snapListening bool, snap proc.Entry) (bool, proc.Entry, bool) {
 	now := time.Now()
 	if c := &x.listenCheck; c.addr == addr && now.Sub(c.at) < listenCheckFor {
-		return c.listening, c.entry
+		return c.listening, c.entry, true
 	}
 	fam := uint8(2) // AF_INET
 	if addr.Addr().Unmap().Is6() {
 		fam = 10 // AF_INET6
 	}
-	socks, err := x.lookup.Dump(fam, proc.Mask(proc.Listen))
+	socks, err := x.lookup.AppendDump(x.listenBuf[:0], fam, proc.Mask(proc.Listen))
 	if err != nil && !errors.Is(err, proc.ErrDumpInterrupted) {
-		return true, snap // keep what the snapshot said
+		return snapListening, snap, false
 	}
 	if fam == 2 {
 		// A dual-stack [::] listener accepts IPv4 too.
-		more, err := x.lookup.Dump(10, proc.Mask(proc.Listen))
-		if err == nil {
-			socks = append(socks, more...)
+		if more, err := x.lookup.AppendDump(socks, 10, proc.Mask(proc.Listen)); err == nil {
+			socks = more
 		}
 	}
+	x.listenBuf = socks
 	listening, entry := false, proc.Entry{}
 	a := addr.Addr().Unmap()
 	for _, s := range socks {
@@ -343,12 +352,17 @@ func (x *Explainer) listeningNow(addr netip.AddrPort, snap proc.Entry) (bool, pr
 		}
 		if la == a || la.IsUnspecified() && (la.Is4() == a.Is4() || la.Is6() && !s.V6Only) {
 			listening, entry = true, snap
+			if !snapListening {
+				// Bound since the last snapshot: the live socket is
+				// all there is (its owner is found by the next refresh).
+				entry = proc.Entry{Socket: s}
+			}
 			entry.RecvQ, entry.SendQ = s.RecvQ, s.SendQ
 			break
 		}
 	}
 	x.listenCheck = listenCheck{addr: addr, at: now, listening: listening, entry: entry}
-	return listening, entry
+	return listening, entry, true
 }
 
 // listenCheck is the last answer of listeningNow.

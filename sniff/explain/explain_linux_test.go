@@ -114,3 +114,49 @@ func BenchmarkExplainRefused(b *testing.B) {
 		x.Explain(e, &v)
 	}
 }
+
+// TestIntegrationExplainListenerBoundSinceSnapshot checks that "is anyone
+// listening" is asked of the kernel at the moment of the reset, not read
+// from the snapshot alone: a listener bound after the last refresh makes a
+// SYN's reset "rejected" (a firewall in front of a live listener), and one
+// closed after it makes it "refused", both marked as checked.
+func TestIntegrationExplainListenerBoundSinceSnapshot(t *testing.T) {
+	ns := netnstest.New(t)
+	x := openIn(t, ns) // the snapshot: nothing listens on 7410
+	var ln net.Listener
+	ns.Do(t, func() (err error) { ln, err = net.Listen("tcp", "127.0.0.1:7410"); return err })
+	e := &sniff.Event{Segment: sniff.Segment{Family: sniff.IPv4,
+		Src: netip.MustParseAddrPort("127.0.0.1:7410"), Dst: netip.MustParseAddrPort("127.0.0.1:40000"),
+		Flags: sniff.FlagRST | sniff.FlagACK, Ack: 1}}
+	var v explain.Verdict
+	x.Explain(e, &v)
+	if v.Cause != explain.Rejected || v.Sender.Listening != explain.True || !v.Sender.ListenChecked {
+		t.Fatalf("reset from a port bound after the snapshot: %+v, want rejected, listening, checked", v)
+	}
+	x.Refresh(time.Now()) // now the snapshot has the listener
+	ln.Close()
+	time.Sleep(2 * 20 * time.Millisecond) // past listenCheckFor
+	x.Explain(e, &v)
+	if v.Cause != explain.Refused || v.Sender.Listening != explain.False || !v.Sender.ListenChecked {
+		t.Fatalf("reset from a port closed after the snapshot: %+v, want refused, not listening, checked", v)
+	}
+}
+
+// BenchmarkExplainRefusedManyPorts is BenchmarkExplainRefused with a new
+// sender port each time, so that every reset asks the kernel for its
+// listeners (no 20 ms cache hit): the cost of the live listener check.
+func BenchmarkExplainRefusedManyPorts(b *testing.B) {
+	ns := netnstest.New(b)
+	x := openIn(&testing.T{}, ns)
+	e := &sniff.Event{Segment: sniff.Segment{Family: sniff.IPv4,
+		Src: netip.MustParseAddrPort("127.0.0.1:7211"), Dst: netip.MustParseAddrPort("127.0.0.1:40000"),
+		Flags: sniff.FlagRST | sniff.FlagACK, Ack: 1}}
+	var v explain.Verdict
+	b.ReportAllocs()
+	port := uint16(10000)
+	for b.Loop() {
+		port++
+		e.Src = netip.AddrPortFrom(e.Src.Addr(), port)
+		x.Explain(e, &v)
+	}
+}

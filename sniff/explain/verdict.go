@@ -118,7 +118,11 @@ type LastListener struct {
 type Sender struct {
 	Local     Tri // the sender is this host (null offline)
 	Listening Tri // a listener was bound to the sender's address:port (null unless local)
-	Process   Proc
+	// ListenChecked: Listening comes from a sock_diag dump of the
+	// listening sockets made when the reset was explained, not from the
+	// periodic snapshot alone (which may be Refresh old).
+	ListenChecked bool
+	Process       Proc
 	// LastListener is set for a port nobody listens on that had a
 	// listener recently.
 	LastListener LastListener

@@ -25,7 +25,8 @@ import (
 const FlushEvery = 100 * time.Millisecond
 
 // Event is one decoded, deduplicated and explained segment: a reset, or a
-// SYN passed to the capture for attribution (see IsReset).
+// SYN (or, with Config.Handshakes, a SYN-ACK) passed to the capture for
+// attribution (see IsReset).
 type Event struct {
 	sniff.Event
 	// Verdict is the reset's explanation; zero for a SYN.
@@ -71,6 +72,11 @@ type Config struct {
 	// Explain ties resets to sockets and processes; without it causes
 	// come from the packets alone and no SYNs are captured.
 	Explain bool
+	// Handshakes also captures (or reads from the file) SYN-ACKs, and SYNs
+	// even without attribution, and hands both to the sinks: diagnose
+	// tells from them who connected and who accepted, and how much each
+	// end had sent.
+	Handshakes bool
 	// Budget is explain.Config.Budget.
 	Budget int
 	// Notify, if set, receives informational lines (a namespace skipped
@@ -146,8 +152,11 @@ func Open(ctx context.Context, cfg *Config) (_ *Pipeline, err error) {
 			p.Close()
 		}
 	}()
+	if cfg.Handshakes {
+		p.cfg.Capture.Filter.SYN, p.cfg.Capture.Filter.SYNACK = true, true
+	}
 	if cfg.Read != "" {
-		f, err := OpenFile(ctx, cfg.Read, cfg.Capture.Filter, cfg.Stdin)
+		f, err := OpenFile(ctx, cfg.Read, p.cfg.Capture.Filter, cfg.Stdin)
 		if err != nil {
 			return nil, err
 		}
@@ -220,7 +229,7 @@ func (p *Pipeline) openCapture(ctx context.Context, t *namespaces.Target) (_ *ca
 			go x.Run(xctx)
 		}
 	}
-	if cp.explainer == nil {
+	if cp.explainer == nil && !p.cfg.Handshakes {
 		// Without attribution there is no use for SYNs.
 		cfg.Filter.SYN = false
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -239,3 +240,26 @@ type sinkFunc func(*Event) error
 
 func (f sinkFunc) Handle(e *Event) error { return f(e) }
 func (sinkFunc) Flush() error            { return nil }
+
+// TestRunFileHandshakes: with Handshakes, both halves of a handshake in the
+// file reach the sinks (diagnose's roles), and resets still do.
+func TestRunFileHandshakes(t *testing.T) {
+	syn := snifftest.IPv4Segment(client, server, sniff.FlagSYN, 99, 5)
+	synack := snifftest.IPv4Segment(server, client, sniff.FlagSYN|sniff.FlagACK, 7, 5)
+	ack := snifftest.IPv4Segment(client, server, sniff.FlagACK, 100, 5)
+	abort := snifftest.IPv4Segment(client, server, sniff.FlagRST|sniff.FlagACK, 100, 5)
+	p, err := Open(context.Background(), &Config{Read: Stdio, Stdin: bytes.NewReader(pcapOf(t, syn, synack, ack, abort)), Handshakes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	var flags []sniff.TCPFlags
+	sink := sinkFunc(func(e *Event) error { flags = append(flags, e.Flags); return nil })
+	if _, err := p.Run(context.Background(), 0, sink); err != nil {
+		t.Fatal(err)
+	}
+	want := []sniff.TCPFlags{sniff.FlagSYN, sniff.FlagSYN | sniff.FlagACK, sniff.FlagRST | sniff.FlagACK}
+	if !slices.Equal(flags, want) {
+		t.Errorf("sinks got flags %v, want %v (SYN, SYN-ACK, reset; not the bare ACK)", flags, want)
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -34,13 +36,20 @@ func fixedDiagnosis() *Diagnosis {
 	})
 	d.SampleListeners([]explain.Listener{{Addr: netip.MustParseAddrPort("0.0.0.0:8080"), Queue: 129, Backlog: 128,
 		Process: explain.Proc{Known: true, Owned: true, PID: 90, Comm: "nginx", UID: 33, State: "LISTEN"}}})
+	// Seven SYNs arrive for the full listener (and are dropped).
+	for i := range 7 {
+		d.Observe(&sniff.Event{Time: start.Add(time.Duration(i) * 100 * time.Millisecond), Ifname: "eth0", Direction: sniff.In,
+			Segment: sniff.Segment{Src: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.7"), uint16(50000+i)),
+				Dst: netip.MustParseAddrPort("10.0.0.2:8080"), Flags: sniff.FlagSYN, Seq: uint32(i)}})
+	}
+	d.Sysctls = map[string]string{SysAbortOnOverflow: "0", SysSomaxconn: "4096", SysMaxSynBacklog: "512", SysSyncookies: "1"}
 
 	refused := netip.MustParseAddrPort("127.0.0.1:7211")
 	for i := range 10 {
 		e := &sniff.Event{Time: start.Add(time.Duration(i) * 500 * time.Millisecond), Ifname: "lo", Direction: sniff.Local,
 			Segment: sniff.Segment{Src: refused, Dst: netip.AddrPortFrom(refused.Addr(), uint16(41000+i)), Flags: sniff.FlagRST | sniff.FlagACK}}
 		v := &explain.Verdict{Cause: explain.Refused,
-			Sender: explain.Sender{Local: explain.True, Listening: explain.False,
+			Sender: explain.Sender{Local: explain.True, Listening: explain.False, ListenChecked: true,
 				LastListener: explain.LastListener{Known: true, PID: 311, Comm: "collector", UID: 1000, Until: time.Date(2026, 11, 21, 10, 54, 50, 0, time.UTC)}},
 			Target: explain.Target{Local: explain.True}}
 		if i%2 == 0 {
@@ -53,7 +62,7 @@ func fixedDiagnosis() *Diagnosis {
 		e := &sniff.Event{Time: start.Add(time.Second + time.Duration(i)*time.Second), Ifname: "lo", Direction: sniff.Local,
 			Segment: sniff.Segment{Src: rejected, Dst: netip.AddrPortFrom(rejected.Addr(), uint16(42000+i)), Flags: sniff.FlagRST | sniff.FlagACK}}
 		d.Add(e, &explain.Verdict{Cause: explain.Rejected,
-			Sender:   explain.Sender{Local: explain.True, Listening: explain.True},
+			Sender:   explain.Sender{Local: explain.True, Listening: explain.True, ListenChecked: true},
 			Target:   explain.Target{Local: explain.True},
 			Listener: explain.Proc{Known: true, Owned: true, PID: 77, Comm: "api\x1b[31m", State: "LISTEN"}, Backlog: 4096})
 	}
@@ -98,8 +107,11 @@ func TestDiagnoseReportFacts(t *testing.T) {
 		t.Fatalf("abnormal %v with %d findings, want true and 3: %+v", r.Abnormal, len(r.Findings), r.Findings)
 	}
 	top := r.Findings[0]
-	if top.Cause != "refused" || top.Local != "127.0.0.1:7211" || top.Count != 10 || top.RatePerS != 2 {
+	if top.Cause != "refused" || top.ServiceAddr != "127.0.0.1:7211" || top.Count != 10 || top.RunRatePerS != 2 {
 		t.Errorf("top finding %+v, want refused 127.0.0.1:7211 10 at 2/s", top)
+	}
+	if ov := r.Findings[1]; ov.Cause != "overflow" || ov.ServiceAddr != "0.0.0.0:8080" || ov.Count != 7 || strings.Count(r.Text(), "ListenOverflows +7") != 1 {
+		t.Errorf("second finding %+v, want overflow 0.0.0.0:8080 blamed for the 7 SYNs, and the counter quoted once", ov)
 	}
 	kinds := map[string]bool{}
 	for _, u := range r.Unexplained {
@@ -128,5 +140,49 @@ func TestDiagnoseQuiet(t *testing.T) {
 	}
 	if got := r.Text(); !bytes.Contains([]byte(got), []byte("Nothing abnormal")) {
 		t.Fatalf("quiet report: %q", got)
+	}
+}
+
+// TestPartialAttribution: resets whose sender was not named join the one
+// program named for the same service and role; with two named programs
+// they stay apart, since which one sent them is not known. Reporting twice
+// gives the same report.
+func TestPartialAttribution(t *testing.T) {
+	start := time.Date(2026, 11, 21, 10, 55, 0, 0, time.UTC)
+	abort := func(d *Diagnosis, port uint16, comm string) {
+		v := &explain.Verdict{Cause: explain.Abort, Sender: explain.Sender{Local: explain.True, Listening: explain.True}, Target: explain.Target{Local: explain.True}}
+		if comm != "" {
+			v.Sender.Process = explain.Proc{Known: true, Owned: true, PID: len(comm), Comm: comm}
+		}
+		d.Add(&sniff.Event{Time: start, Ifname: "lo", Direction: sniff.Local, Segment: sniff.Segment{
+			Src: netip.MustParseAddrPort("127.0.0.1:8080"), Dst: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
+			Flags: sniff.FlagRST | sniff.FlagACK, Window: 100}}, v)
+	}
+	count := func(r *Report) []string {
+		var out []string
+		for _, f := range r.Findings {
+			out = append(out, fmt.Sprintf("%s %d %d", programsIn(&f, "server"), f.Count, len(f.Programs)))
+		}
+		return out
+	}
+	one := New(start, nil)
+	abort(one, 40000, "api")
+	abort(one, 40001, "")
+	abort(one, 40002, "")
+	one.End = start.Add(time.Second)
+	want := "[api (pid 3) 3 1]"
+	if got := fmt.Sprint(count(one.Report())); got != want {
+		t.Errorf("one named program: %s, want %s", got, want)
+	}
+	if got := fmt.Sprint(count(one.Report())); got != want {
+		t.Errorf("second report: %s, want %s", got, want)
+	}
+	two := New(start, nil)
+	abort(two, 40000, "api")
+	abort(two, 40001, "worker")
+	abort(two, 40002, "")
+	two.End = start.Add(time.Second)
+	if got := len(two.Report().Findings); got != 3 {
+		t.Errorf("two named programs and an unnamed reset: %d findings, want 3", got)
 	}
 }
