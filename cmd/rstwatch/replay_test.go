@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/capfile"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
 	"github.com/rstwatch/rstwatch/sniff"
 	"github.com/rstwatch/rstwatch/sniff/pipeline"
 	"github.com/rstwatch/rstwatch/sniff/savefile"
@@ -71,8 +72,8 @@ func BenchmarkReplay(b *testing.B) {
 			}
 			return w
 		}},
-		{"json", func() pipeline.Sink { return &lineSink{out: io.Discard, json: true} }},
-		{"text", func() pipeline.Sink { return &lineSink{out: io.Discard} }},
+		{"json", func() pipeline.Sink { return render.NewLineSink(io.Discard, true) }},
+		{"text", func() pipeline.Sink { return render.NewLineSink(io.Discard, false) }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -111,7 +112,7 @@ func TestReplayAllocs(t *testing.T) {
 			}
 			return w
 		}},
-		{"json", func() pipeline.Sink { return &lineSink{out: io.Discard, json: true} }},
+		{"json", func() pipeline.Sink { return render.NewLineSink(io.Discard, true) }},
 	} {
 		allocs := func(capture []byte) float64 {
 			return testing.AllocsPerRun(3, func() {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/netip"
 	"strings"
 
@@ -156,7 +155,7 @@ func runWatch(c *cli.Context) error {
 
 	var out []pipeline.Sink
 	if printLines {
-		out = append(out, &lineSink{out: s.stdout, json: c.Bool(flagJSON), buf: make([]byte, 0, lineWriteAt+16<<10)})
+		out = append(out, render.NewLineSink(s.stdout, c.Bool(flagJSON)))
 	}
 	n, err := s.run(ctx, c.Int(flagCount), out...)
 	// Whatever happened, keep what was already captured: the pipeline
@@ -166,50 +165,4 @@ func runWatch(c *cli.Context) error {
 	}
 	s.reportCapture(n)
 	return err
-}
-
-// lineWriteAt is how many bytes of lines make lineSink write them out
-// before the pipeline's next Flush (which comes once per ring block).
-const lineWriteAt = 256 << 10
-
-// lineSink prints each reset as a text line or a JSON object. Lines are
-// rendered straight into one buffer, written once per ring block (on
-// Flush) or per lineWriteAt bytes: no copy, no write(2) per line.
-type lineSink struct {
-	out  io.Writer
-	json bool
-	buf  []byte
-	r    render.Renderer
-}
-
-func (l *lineSink) Handle(e *pipeline.Event) error {
-	if !e.IsReset() {
-		return nil
-	}
-	var ns *render.Namespace
-	if e.Netns != nil {
-		ns = &render.Namespace{Inode: e.Netns.Inode, Name: e.Netns.Name}
-	}
-	if l.json {
-		l.buf = l.r.AppendJSON(l.buf, &e.Event, &e.Verdict, ns)
-	} else {
-		l.buf = l.r.AppendText(l.buf, &e.Event, &e.Verdict, ns)
-	}
-	l.buf = append(l.buf, '\n')
-	if len(l.buf) >= lineWriteAt {
-		return l.Flush()
-	}
-	return nil
-}
-
-func (l *lineSink) Flush() error {
-	if len(l.buf) == 0 {
-		return nil
-	}
-	_, err := l.out.Write(l.buf)
-	l.buf = l.buf[:0]
-	if err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	return nil
 }
