@@ -91,27 +91,37 @@ func (d *Diag) Dump(family uint8, states StateMask) ([]Socket, error) {
 
 // AppendDump is like Dump but appends to dst.
 func (d *Diag) AppendDump(dst []Socket, family uint8, states StateMask) ([]Socket, error) {
+	dst, _, err := d.appendDumpMax(dst, family, states, 0)
+	return dst, err
+}
+
+// appendDumpMax is AppendDump keeping at most limit sockets in dst (0: no
+// limit), so that a table with a cap never holds more than that in memory
+// (a datagram's worth beyond it, at most, while decoding). It returns how
+// many sockets it left out.
+func (d *Diag) appendDumpMax(dst []Socket, family uint8, states StateMask, limit int) ([]Socket, int, error) {
 	if family != afInet && family != afInet6 {
-		return dst, opError(opDump, fmt.Errorf("unsupported address family %d", family))
+		return dst, 0, opError(opDump, fmt.Errorf("unsupported address family %d", family))
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return dst, opError(opDump, net.ErrClosed)
+		return dst, 0, opError(opDump, net.ErrClosed)
 	}
 	n := len(dst)
 	var err error
 	for range dumpAttempts {
 		var intr bool
-		dst, intr, err = d.dump(dst[:n], family, states)
+		var over int
+		dst, over, intr, err = d.dump(dst[:n], family, states, limit)
 		if err != nil {
-			return dst, opError(opDump, err)
+			return dst, over, opError(opDump, err)
 		}
 		if !intr {
-			return dst, nil
+			return dst, over, nil
 		}
 	}
-	return dst, opError(opDump, ErrDumpInterrupted)
+	return dst, 0, opError(opDump, ErrDumpInterrupted)
 }
 
 // Lookup asks the kernel for the TCP socket with exactly this local and

@@ -99,26 +99,30 @@ func (d *Diag) recv() ([]byte, error) {
 }
 
 // dump runs one NLM_F_DUMP request, reading multipart replies until
-// NLMSG_DONE, and reports whether any part carried NLM_F_DUMP_INTR.
-func (d *Diag) dump(dst []Socket, family uint8, states StateMask) ([]Socket, bool, error) {
+// NLMSG_DONE, and reports whether any part carried NLM_F_DUMP_INTR. With a
+// limit, sockets beyond it are decoded and counted but not kept.
+func (d *Diag) dump(dst []Socket, family uint8, states StateMask, limit int) (_ []Socket, over int, intr bool, err error) {
 	r := diagRequest{dump: true, family: family, states: states}
 	if err := d.send(&r); err != nil {
-		return dst, false, err
+		return dst, 0, false, err
 	}
-	intr := false
 	for {
 		b, err := d.recv()
 		if err != nil {
-			return dst, intr, err
+			return dst, over, intr, err
 		}
 		var st diagStatus
 		dst, st, err = decodeDiag(b, r.seq, dst)
+		if limit > 0 && len(dst) > limit {
+			over += len(dst) - limit
+			dst = dst[:limit]
+		}
 		intr = intr || st.intr
 		if err != nil {
-			return dst, intr, err
+			return dst, over, intr, err
 		}
 		if st.done {
-			return dst, intr, nil
+			return dst, over, intr, nil
 		}
 	}
 }

@@ -12,7 +12,8 @@ import (
 type TableConfig struct {
 	// MaxConns caps the connections remembered, live and recently gone
 	// together (default 65536). Gone ones are evicted first, oldest first;
-	// live sockets beyond the cap are not recorded.
+	// live sockets beyond the cap are not recorded. It also caps the
+	// listeners, and a dump holds at most twice as many sockets.
 	MaxConns int
 	// RecentFor is how long a connection is remembered after it vanished
 	// from the socket tables (default 2 minutes).
@@ -60,9 +61,13 @@ type Entry struct {
 	Socket
 	Process Process // the owner, if Owned
 	Owned   bool    // Process is known
+	// Shared means other processes hold the socket too (inherited across
+	// fork): Process is one of them.
+	Shared bool
 	// ViaListener means Process is the owner of the listener on Local, not
 	// of this socket: the socket has no inode because it still waits in the
-	// accept queue, or because it was closed (TIME-WAIT, FIN-WAIT-2).
+	// accept queue, or because it was closed (TIME-WAIT, FIN-WAIT-2). Only
+	// a listener that one process holds lends its owner.
 	ViaListener bool
 	FirstSeen   time.Time // first snapshot or lookup that showed the socket
 	Seen        time.Time // latest snapshot or lookup that showed it
@@ -90,6 +95,15 @@ type TableStats struct {
 	Dropped       int // live sockets not recorded because of MaxConns, cumulative
 }
 
+// Refreshed says what a RefreshAll or RefreshListeners did.
+type Refreshed struct {
+	Sockets int  // sockets the dump returned
+	Full    bool // every state was dumped, not only listeners
+	// Took is how long the dump and the merge took, without the owner
+	// index's update (which paces its own costly part).
+	Took time.Duration
+}
+
 type connKey struct{ local, remote netip.AddrPort }
 
 // Table is a bounded socket table for attributing resets. Refresh it
@@ -111,14 +125,22 @@ type Table struct {
 
 	refreshMu sync.Mutex // serialises Refresh
 	buf       []Socket
+	lastLen   int // sockets in the last dump
 
 	mu        sync.RWMutex
-	gen       uint64
+	gen       uint64 // of the last full dump: conns not in it are gone
+	lgen      uint64 // of the last dump of listeners
 	conns     map[connKey]tableEntry
 	gone      []goneRef // conns that vanished, in order of Gone
 	listeners map[netip.AddrPort]tableEntry
 	last      map[netip.AddrPort]LastListener
+	lastOrder []lastRef // closed listeners in order of Until, for eviction
 	dropped   int
+}
+
+type lastRef struct {
+	key   netip.AddrPort
+	until time.Time
 }
 
 type tableEntry struct {
@@ -160,28 +182,67 @@ func keyOf(s *Socket) connKey { return connKey{unmapAP(s.Local), unmapAP(s.Remot
 // interrupted (ErrDumpInterrupted) the partial snapshot is merged and the
 // error returned; sockets missing from it are only marked gone, not lost.
 func (t *Table) Refresh(now time.Time) error {
+	_, err := t.refresh(now, t.cfg.States)
+	return err
+}
+
+// RefreshListeners is Refresh for listening sockets only: much cheaper
+// when there are many connections (the kernel walks only its listener
+// hash), for when something else says connections did not change.
+// Connections are left as they are.
+func (t *Table) RefreshListeners(now time.Time) (Refreshed, error) {
+	return t.refresh(now, t.cfg.States&Mask(Listen))
+}
+
+// RefreshAll is Refresh, saying what it did.
+func (t *Table) RefreshAll(now time.Time) (Refreshed, error) {
+	return t.refresh(now, t.cfg.States)
+}
+
+// appendDumper is a Source that can keep a dump within a limit (*Diag).
+type appendDumper interface {
+	appendDumpMax(dst []Socket, family uint8, states StateMask, limit int) ([]Socket, int, error)
+}
+
+func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 	t.refreshMu.Lock()
 	defer t.refreshMu.Unlock()
 
+	start := time.Now()
+	var ownersTook time.Duration
+	full := states != states&Mask(Listen)
 	var errs []error
 	buf := t.buf[:0]
+	if cap(buf) > 1024 && cap(buf) > 4*t.lastLen {
+		buf = nil // let a spike's backing array go
+	}
+	over := 0
 	for _, fam := range []uint8{afInet, afInet6} {
 		var err error
-		buf, err = t.src.AppendDump(buf, fam, t.cfg.States)
+		if d, ok := t.src.(appendDumper); ok {
+			var n int
+			buf, n, err = d.appendDumpMax(buf, fam, states, 2*t.cfg.MaxConns)
+			over += n
+		} else {
+			buf, err = t.src.AppendDump(buf, fam, states)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrDumpInterrupted) {
 				t.buf = buf[:0]
-				return fmt.Errorf("proc: failed to refresh socket table: %w", err)
+				return Refreshed{Full: full}, fmt.Errorf("proc: failed to refresh socket table: %w", err)
 			}
 			errs = append(errs, err)
 		}
 	}
-	t.buf = buf
-	partial := len(errs) > 0
+	t.buf, t.lastLen = buf, len(buf)
+	// A dump cut at its cap is as incomplete as an interrupted one.
+	partial := len(errs) > 0 || over > 0
 
 	if t.owners != nil {
 		// Ask the owner index about sockets it has not been asked about:
-		// a miss makes the coming Refresh re-read fd directories.
+		// a miss makes the coming Refresh look for them, first in the
+		// processes that own the listener on the socket's port (the
+		// accepting server, as a rule).
 		t.mu.RLock()
 		for i := range buf {
 			s := &buf[i]
@@ -191,45 +252,57 @@ func (t *Table) Refresh(now time.Time) error {
 			if e, ok := t.lookupLocked(s); ok && e.Inode == s.Inode {
 				continue
 			}
-			t.owners.Lookup(s.Inode)
+			if _, ok := t.owners.Lookup(s.Inode); !ok && s.State != Listen {
+				if l, ok := t.listeningLocked(s.Local); ok && l.Owned {
+					t.owners.Hint(l.Process.PID)
+				}
+			}
 		}
 		t.mu.RUnlock()
+		ostart := time.Now()
 		if err := t.owners.Refresh(); err != nil {
 			errs = append(errs, err)
 		}
+		ownersTook = time.Since(ostart)
 	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.gen++
+	t.dropped += over
+	t.lgen++
+	if full {
+		t.gen++
+	}
 	for i := range buf {
-		t.putLocked(&buf[i], now, t.gen)
+		t.putLocked(&buf[i], now)
 	}
 	for k, e := range t.listeners {
 		// Skip what this snapshot showed, what a Lookup found after it was
 		// taken, and everything if an interrupted dump may have missed it.
-		if e.gen == t.gen || e.Seen.After(now) || partial {
+		if e.gen == t.lgen || e.Seen.After(now) || partial {
 			continue
 		}
 		t.rememberListenerLocked(k, &e.Entry, now)
 		delete(t.listeners, k)
 	}
-	for k, e := range t.conns {
-		if e.gen == t.gen && !e.Owned && e.Inode == 0 {
-			if l, ok := t.listeningLocked(k.local); ok && l.Owned {
-				e.Process, e.Owned, e.ViaListener = l.Process, true, true
-				t.conns[k] = e
+	if full {
+		for k, e := range t.conns {
+			if e.gen == t.gen && !e.Owned && e.Inode == 0 {
+				if l, ok := t.listeningLocked(k.local); ok && l.Owned && !l.Shared {
+					e.Process, e.Owned, e.ViaListener = l.Process, true, true
+					t.conns[k] = e
+				}
 			}
+			if e.gen == t.gen || !e.Live || e.Seen.After(now) || partial {
+				continue
+			}
+			e.Live, e.Gone = false, now
+			t.conns[k] = e
+			t.gone = append(t.gone, goneRef{k, now})
 		}
-		if e.gen == t.gen || !e.Live || e.Seen.After(now) || partial {
-			continue
-		}
-		e.Live, e.Gone = false, now
-		t.conns[k] = e
-		t.gone = append(t.gone, goneRef{k, now})
 	}
 	t.evictLocked(now)
-	return errors.Join(errs...)
+	return Refreshed{Sockets: len(buf), Full: full, Took: time.Since(start) - ownersTook}, errors.Join(errs...)
 }
 
 // lookupLocked finds the current entry for s's key.
@@ -242,12 +315,16 @@ func (t *Table) lookupLocked(s *Socket) (tableEntry, bool) {
 	return e, ok
 }
 
-// putLocked records s as seen at now.
-func (t *Table) putLocked(s *Socket, now time.Time, gen uint64) Entry {
+// putLocked records s as seen at now, in the current generation.
+func (t *Table) putLocked(s *Socket, now time.Time) Entry {
 	if s.State == Listen {
 		k := unmapAP(s.Local)
-		e := t.listeners[k]
-		t.update(&e, s, now, gen)
+		e, ok := t.listeners[k]
+		if !ok && len(t.listeners) >= t.cfg.MaxConns {
+			t.dropped++
+			return Entry{}
+		}
+		t.update(&e, s, now, t.lgen)
 		t.listeners[k] = e
 		return e.Entry
 	}
@@ -260,7 +337,7 @@ func (t *Table) putLocked(s *Socket, now time.Time, gen uint64) Entry {
 			return Entry{}
 		}
 	}
-	t.update(&e, s, now, gen)
+	t.update(&e, s, now, t.gen)
 	t.conns[k] = e
 	return e.Entry
 }
@@ -271,9 +348,9 @@ func (t *Table) update(e *tableEntry, s *Socket, now time.Time, gen uint64) {
 		e.Entry = Entry{FirstSeen: now}
 	}
 	e.Socket, e.Seen, e.Live, e.Gone, e.gen = *s, now, true, time.Time{}, gen
-	if (!e.Owned || e.ViaListener) && t.owners != nil && s.Inode != 0 {
-		if p, ok := t.owners.get(s.Inode); ok {
-			e.Process, e.Owned, e.ViaListener = p, true, false
+	if (!e.Owned || e.ViaListener || e.Shared) && t.owners != nil && s.Inode != 0 {
+		if p, shared, ok := t.owners.get(s.Inode); ok {
+			e.Process, e.Owned, e.Shared, e.ViaListener = p, true, shared, false
 		}
 	}
 }
@@ -290,15 +367,9 @@ func sameSocket(a, b *Socket) bool {
 }
 
 func (t *Table) rememberListenerLocked(k netip.AddrPort, e *Entry, now time.Time) {
-	if _, ok := t.last[k]; !ok && len(t.last) >= t.cfg.MaxLastListeners {
-		var oldest netip.AddrPort
-		var when time.Time
-		for k2, l := range t.last {
-			if when.IsZero() || l.Until.Before(when) {
-				oldest, when = k2, l.Until
-			}
+	if _, ok := t.last[k]; !ok {
+		for len(t.last) >= t.cfg.MaxLastListeners && t.popLastLocked() {
 		}
-		delete(t.last, oldest)
 	}
 	l := LastListener{Local: e.Local, Inode: e.Inode, Seen: e.Seen, Until: now}
 	if e.Owned {
@@ -307,6 +378,33 @@ func (t *Table) rememberListenerLocked(k netip.AddrPort, e *Entry, now time.Time
 		l.UID = e.UID
 	}
 	t.last[k] = l
+	t.lastOrder = append(t.lastOrder, lastRef{k, now})
+	if len(t.lastOrder) > 64 && len(t.lastOrder) > 2*len(t.last) {
+		// References to entries since replaced: keep the live ones.
+		live := make([]lastRef, 0, 2*len(t.last))
+		for _, r := range t.lastOrder {
+			if l, ok := t.last[r.key]; ok && l.Until.Equal(r.until) {
+				live = append(live, r)
+			}
+		}
+		t.lastOrder = live
+	}
+}
+
+// popLastLocked forgets the closed listener that closed longest ago, if
+// any, and reports whether one was left to forget. Each closed listener
+// has one reference in lastOrder, in order of closing (a listener closed
+// again later has a newer one), so this is O(1) amortised.
+func (t *Table) popLastLocked() bool {
+	for len(t.lastOrder) > 0 {
+		r := t.lastOrder[0]
+		t.lastOrder = t.lastOrder[1:]
+		if l, ok := t.last[r.key]; ok && l.Until.Equal(r.until) {
+			delete(t.last, r.key)
+			return true
+		}
+	}
+	return false
 }
 
 // evictLocked drops gone connections older than RecentFor and closed
@@ -318,10 +416,15 @@ func (t *Table) evictLocked(now time.Time) {
 	if len(t.gone) > 0 && cap(t.gone) > 64 && len(t.gone) < cap(t.gone)/4 {
 		t.gone = append([]goneRef(nil), t.gone...) // let the old backing array go
 	}
-	for k, l := range t.last {
-		if now.Sub(l.Until) >= t.cfg.ListenerFor {
-			delete(t.last, k)
+	for len(t.lastOrder) > 0 && now.Sub(t.lastOrder[0].until) >= t.cfg.ListenerFor {
+		r := t.lastOrder[0]
+		t.lastOrder = t.lastOrder[1:]
+		if l, ok := t.last[r.key]; ok && l.Until.Equal(r.until) {
+			delete(t.last, r.key)
 		}
+	}
+	if len(t.lastOrder) > 0 && cap(t.lastOrder) > 64 && len(t.lastOrder) < cap(t.lastOrder)/4 {
+		t.lastOrder = append([]lastRef(nil), t.lastOrder...)
 	}
 }
 
@@ -442,13 +545,25 @@ func (t *Table) Lookup(local, remote netip.AddrPort) (Entry, bool, error) {
 		e, found := t.Conn(local, remote)
 		return e, found, nil
 	}
+	missed := false
 	if t.owners != nil && s.Inode != 0 {
-		t.owners.Lookup(s.Inode) // a miss asks the next Refresh to rescan
+		_, found := t.owners.Lookup(s.Inode) // a miss asks the next Refresh to look
+		missed = !found
 	}
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.putLocked(&s, now, t.gen)
+	e := t.putLocked(&s, now)
+	if missed && s.State != Listen {
+		// Look first in the process on either end's listener: the
+		// server that accepted it, or, for a client on this host, the
+		// server it connected to (often the same program).
+		for _, a := range [2]netip.AddrPort{s.Local, s.Remote} {
+			if l, ok := t.listeningLocked(a); ok && l.Owned {
+				t.owners.Hint(l.Process.PID)
+			}
+		}
+	}
 	return e, true, nil
 }
 

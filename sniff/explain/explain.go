@@ -68,9 +68,16 @@ type Explainer struct {
 
 	listenCheck listenCheck
 
-	// kick asks Run for an early refresh: a SYN's socket was found but
-	// not its owner, whose fd can be found only while the socket exists.
+	// kick asks Run for an early look for owners: a SYN's socket was
+	// found but not its owner, whose fd can be found only while the
+	// socket exists.
 	kick chan struct{}
+
+	// What Run's periodic refresh last did (only Run touches these).
+	lastFull  time.Time
+	fullCost  time.Duration
+	churn     uint64 // churnSum at the last full refresh
+	haveChurn bool
 }
 
 // Open dials sock_diag in the namespace, builds the owner index and takes
@@ -160,24 +167,91 @@ func (x *Explainer) Owners() *proc.Owners { return x.owners }
 
 // Run refreshes the socket table and the local addresses until ctx ends.
 // Refresh errors do not stop it: the next refresh tries again.
+//
+// Every Refresh interval it re-reads the listeners, but it dumps every
+// socket only when the namespace's TCP counters say connections came or
+// went (or at the latest after idleFullEvery), and then no more often than
+// keeps the dumps under about 1.5% of a core: with tens of thousands of
+// sockets one dump costs tens of milliseconds. Connections that live
+// between two dumps are still seen: Observe looks up a new connection's
+// socket when its SYN passes, and Explain names the owner of a server's
+// listener for the sockets it accepted.
 func (x *Explainer) Run(ctx context.Context) {
 	tick := time.NewTicker(x.cfg.Refresh)
 	defer tick.Stop()
 	lastLocals := time.Now()
+	x.lastFull = lastLocals
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-x.kick:
-			x.Refresh(time.Now())
+			// Only the owner index: the socket is in the table already.
+			x.refresh.Lock()
+			_ = x.owners.Refresh()
+			x.refresh.Unlock()
 		case now := <-tick.C:
-			x.Refresh(now)
+			x.tick(now)
 			if now.Sub(lastLocals) >= localsRefresh {
 				_ = x.refreshLocals()
 				lastLocals = now
 			}
 		}
 	}
+}
+
+// Pacing of full dumps in Run: while counters change, at least
+// busyFullCost times what the last one took apart; while they do not, at
+// least idleFullEvery or idleFullCost times that.
+const (
+	busyFullCost  = 70
+	idleFullCost  = 400
+	idleFullEvery = 10 * time.Second
+)
+
+// churnCounters change when a TCP socket is created, accepted, leaves
+// ESTABLISHED or CLOSE-WAIT, is reset or aborted, or ends its TIME-WAIT:
+// when none of them moved, a dump would show the same connections.
+var churnCounters = []string{
+	"Tcp.ActiveOpens", "Tcp.PassiveOpens", "Tcp.AttemptFails", "Tcp.EstabResets", "Tcp.CurrEstab",
+	"TcpExt.TW", "TcpExt.TWRecycled", "TcpExt.TWKilled",
+	"TcpExt.TCPAbortOnClose", "TcpExt.TCPAbortOnData", "TcpExt.TCPAbortOnTimeout",
+	"TcpExt.TCPAbortOnMemory", "TcpExt.TCPAbortOnLinger", "TcpExt.TCPAbortFailed",
+	"TcpExt.ListenOverflows", "TcpExt.ListenDrops",
+}
+
+// churnSum folds churnCounters into one number that changes when any of
+// them does (multiplying by an odd constant between additions keeps a rise
+// in one and a fall in another from cancelling out).
+func churnSum(c proc.Counters) uint64 {
+	var h uint64
+	for _, k := range churnCounters {
+		h = h*0x9e3779b97f4a7c15 + c[k]
+	}
+	return h
+}
+
+// tick is Run's periodic refresh: a full one or listeners only.
+func (x *Explainer) tick(now time.Time) {
+	changed := true
+	var sum uint64
+	if c, err := x.cfg.Counters(); err == nil {
+		sum = churnSum(c)
+		changed = !x.haveChurn || sum != x.churn
+	}
+	wait := max(x.cfg.Refresh, busyFullCost*x.fullCost)
+	if !changed {
+		wait = max(idleFullEvery, idleFullCost*x.fullCost)
+	}
+	x.refresh.Lock()
+	defer x.refresh.Unlock()
+	if now.Sub(x.lastFull) < wait {
+		_, _ = x.table.RefreshListeners(now)
+		return
+	}
+	r, _ := x.table.RefreshAll(now)
+	x.fullCost, x.lastFull = r.Took, now
+	x.churn, x.haveChurn = sum, true
 }
 
 // Refresh takes a new snapshot of the socket table now. Run calls it
@@ -265,6 +339,12 @@ func (x *Explainer) Explain(e *sniff.Event, v *Verdict) {
 	}
 	if targetLocal {
 		v.Target.Process = x.socketOwner(e.Dst, e.Src)
+		if !v.Target.Process.Owned {
+			// A client's reset to a server's socket.
+			if l, ok := x.table.Listening(e.Dst); ok {
+				inferOwner(&v.Target.Process, l)
+			}
+		}
 	}
 }
 
@@ -305,7 +385,26 @@ func (x *Explainer) explainSender(e *sniff.Event, v *Verdict) {
 			// queue resets them; they had no socket of their own yet.
 			v.Listener = procOf(l, Recent)
 		}
+		if listening {
+			inferOwner(&v.Sender.Process, l)
+		}
 	}
+}
+
+// inferOwner names the owner of the listener l as the owner of p, a socket
+// on l's port whose own owner is unknown, marked as inferred
+// (Seen: ViaListener): a connection that lived too briefly to be indexed
+// was, almost always, accepted and handled by the process that listens on
+// its port. Only a listener held by one process lends its owner: a
+// pre-forked server's workers share theirs, and any of them may have
+// handled the connection. A server that hands connections to a forked
+// child is named wrongly; the mark says so.
+func inferOwner(p *Proc, l proc.Entry) {
+	if p.Owned || !l.Owned || l.Shared {
+		return
+	}
+	p.Known, p.Owned, p.Seen = true, true, ViaListener
+	p.PID, p.Comm, p.UID, p.Cgroup = l.Process.PID, l.Process.Comm, l.Process.UID, l.Process.Cgroup
 }
 
 // listenCheckFor is how long a live listener check answers for the same
@@ -399,6 +498,9 @@ func (x *Explainer) socketOwner(local, remote netip.AddrPort) Proc {
 
 // procOf describes a table entry.
 func procOf(e proc.Entry, seen Seen) Proc {
+	if e.ViaListener {
+		seen = ViaListener
+	}
 	p := Proc{Known: true, Inode: e.Inode, State: e.State.String(), UID: e.UID, Seen: seen}
 	if e.Owned {
 		p.Owned, p.PID, p.Comm, p.UID, p.Cgroup = true, e.Process.PID, e.Process.Comm, e.Process.UID, e.Process.Cgroup

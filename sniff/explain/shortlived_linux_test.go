@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +218,8 @@ func TestIntegrationShortLived(t *testing.T) {
 			}
 			if p := v.Target.Process; p.Owned && p.PID == pid {
 				rw.target++
+			} else if os.Getenv("RSTWATCH_SHORTLIVED_VERBOSE") != "" {
+				t.Logf("hold %v: target not named: %+v", hold, p)
 			}
 			if p := v.Sender.Process; p.Owned && p.PID != pid {
 				t.Errorf("hold %v: sender named pid %d, want %d: %+v", hold, p.PID, pid, p)
@@ -240,6 +243,90 @@ func TestIntegrationShortLived(t *testing.T) {
 		if rw.sender < minSender || rw.target < minTarget {
 			t.Errorf("connections held %v: sender named in %d and target in %d of %d runs, want at least %d and %d",
 				rw.hold, rw.sender, rw.target, rw.runs, minSender, minTarget)
+		}
+	}
+}
+
+// childEnv makes the test binary a child that inherited an accepted
+// connection as fd 3: it holds it for the given duration and aborts it.
+const childEnv = "RSTWATCH_EXPLAIN_ABORT_CHILD"
+
+func TestHelperAbortChild(t *testing.T) {
+	hold, err := time.ParseDuration(os.Getenv(childEnv))
+	if err != nil {
+		t.Skip("helper process for TestIntegrationShortLivedForkedChild")
+	}
+	c, err := net.FileConn(os.NewFile(3, "conn"))
+	if err != nil {
+		t.Fatalf("failed to use fd 3: %v", err)
+	}
+	time.Sleep(hold)
+	if err := c.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatalf("failed to set SO_LINGER: %v", err)
+	}
+	c.Close()
+}
+
+// TestIntegrationShortLivedForkedChild is the case where inferring the
+// sender from the listener is wrong: the server hands each connection to a
+// child process, which aborts it. A connection that lived long enough for
+// a refresh names the child; one that did not names the listener's owner,
+// and the verdict must mark that as inferred ("seen": "listener"), never as
+// seen live or recently.
+func TestIntegrationShortLivedForkedChild(t *testing.T) {
+	r := newRig(t, 7501)
+	parent := os.Getpid()
+	for _, tt := range []struct {
+		hold     time.Duration
+		runs     int
+		minChild int // runs that must name the child
+	}{
+		{0, 5, 0},
+		{time.Second, 5, 4},
+	} {
+		child, inferred := 0, 0
+		for range tt.runs {
+			c := r.dial(t)
+			sc, err := r.ln.AcceptTCP()
+			if err != nil {
+				t.Fatalf("failed to accept: %v", err)
+			}
+			f, err := sc.File()
+			sc.Close()
+			if err != nil {
+				t.Fatalf("failed to get the connection's file: %v", err)
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperAbortChild$")
+			cmd.Env = append(os.Environ(), childEnv+"="+tt.hold.String())
+			cmd.ExtraFiles = []*os.File{f}
+			if err := cmd.Start(); err != nil {
+				t.Fatalf("failed to start the child: %v", err)
+			}
+			f.Close() // the child holds the only descriptor now
+			v := r.verdictFor(t, c.LocalAddr().(*net.TCPAddr).AddrPort())
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("child failed: %v", err)
+			}
+			c.Close()
+			p := v.Sender.Process
+			if os.Getenv("RSTWATCH_SHORTLIVED_VERBOSE") != "" {
+				t.Logf("hold %v: child %d: sender %+v", tt.hold, cmd.Process.Pid, p)
+			}
+			switch {
+			case !p.Owned:
+				t.Errorf("hold %v: sender not named at all: %+v", tt.hold, p)
+			case p.PID == cmd.Process.Pid && p.Seen != explain.ViaListener:
+				child++
+			case p.PID == parent && p.Seen == explain.ViaListener:
+				inferred++ // wrong, and marked as a guess
+			default:
+				t.Errorf("hold %v: sender %+v; want the child %d, or the parent %d marked %q",
+					tt.hold, p, cmd.Process.Pid, parent, explain.ViaListener)
+			}
+		}
+		t.Logf("child held the connection %v: named the child in %d of %d runs, inferred the listener's owner in %d", tt.hold, child, tt.runs, inferred)
+		if child < tt.minChild {
+			t.Errorf("child held the connection %v: named the child in %d of %d runs, want at least %d", tt.hold, child, tt.runs, tt.minChild)
 		}
 	}
 }
