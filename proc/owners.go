@@ -37,6 +37,10 @@ type OwnersConfig struct {
 	// long waits longer: at least 100 times its duration, so that rescans
 	// cost at most about 1% of a core.
 	RescanInterval time.Duration
+	// ListInterval is the most time between two listings of the
+	// processes (default 1s); a Lookup miss not found among the
+	// processes hinted or found lately lists them at once.
+	ListInterval time.Duration
 }
 
 func (c *OwnersConfig) withDefaults() OwnersConfig {
@@ -53,6 +57,9 @@ func (c *OwnersConfig) withDefaults() OwnersConfig {
 	if o.RescanInterval <= 0 {
 		o.RescanInterval = time.Second
 	}
+	if o.ListInterval <= 0 {
+		o.ListInterval = time.Second
+	}
 	return o
 }
 
@@ -63,8 +70,9 @@ const maxPending = 256
 // Owners maps socket inodes to the processes holding them, as `ss -p` does,
 // by reading the /proc/PID/fd/N -> "socket:[INODE]" symlinks. The index is
 // kept between calls to Refresh and updated incrementally: new processes are
-// scanned when they appear and vanished ones are dropped. After a Lookup
-// has missed, Refresh looks for the missing inodes, cheapest means first:
+// scanned when a listing finds them and vanished ones are dropped. After a
+// Lookup has missed, Refresh looks for the missing inodes, cheapest means
+// first:
 // the fd directories of processes named by Hint, then of those in which
 // missed sockets were found lately, then of those whose number of open
 // files changed (one stat(2) each: Linux reports it as the fd directory's
@@ -83,6 +91,7 @@ type Owners struct {
 
 	refreshMu  sync.Mutex // serialises Refresh; guards procState.fds and recent
 	gen        uint64
+	lastList   time.Time
 	lastRescan time.Time
 	rescanCost time.Duration
 	// recent holds the processes in which missed sockets were found
@@ -230,23 +239,14 @@ const (
 	readAll                   // every link again, and comm (and more if it changed)
 )
 
-// Refresh lists the processes under the FS root, scans the new ones, drops
-// the vanished ones and, if a Lookup missed since the last Refresh, looks
-// for the missing inodes (see Owners). Processes that exit mid-scan and fd
-// directories it may not read are skipped, not errors.
+// Refresh looks for the inodes Lookups missed since the last Refresh (see
+// Owners) and, at least every ListInterval or when a miss is not found in
+// the processes it looks at first, lists the processes under the FS root:
+// it scans the new ones and drops the vanished ones. Processes that exit
+// mid-scan and fd directories it may not read are skipped, not errors.
 func (o *Owners) Refresh() error {
 	o.refreshMu.Lock()
 	defer o.refreshMu.Unlock()
-
-	dir, err := os.Open(o.fs.root)
-	if err != nil {
-		return fmt.Errorf("proc: failed to list processes: %w", err)
-	}
-	names, err := dir.Readdirnames(-1)
-	dir.Close()
-	if err != nil {
-		return fmt.Errorf("proc: failed to list processes: %w", err)
-	}
 
 	o.pendMu.Lock()
 	missed := append(o.retry, o.missed[:o.nMissed]...)
@@ -256,6 +256,94 @@ func (o *Owners) Refresh() error {
 	o.nMissed, o.nHinted, o.overflow = 0, 0, false
 	o.pendMu.Unlock()
 
+	// Read the files without holding the lock so Lookups keep going.
+	st := OwnersStats{}
+	apply := func(results []scanned) {
+		st.Scanned += len(results)
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for i := range results {
+			if o.applyLocked(&results[i]) {
+				st.Unreadable++
+			}
+		}
+	}
+
+	// Look for what Lookups missed, cheapest first: the processes
+	// hinted and those that held missed sockets lately.
+	missing := o.stillMissing(missed)
+	seen := make(map[int]bool)
+	if len(missing) > 0 {
+		var targets []*procState
+		o.mu.RLock()
+		for _, pid := range append(hinted, o.recent[:]...) {
+			if p := o.procs[pid]; p != nil && !seen[pid] {
+				seen[pid] = true
+				targets = append(targets, p)
+			}
+		}
+		o.mu.RUnlock()
+		missing = o.search(targets, missing, apply)
+	}
+
+	now := o.now()
+	if len(missing) > 0 || overflow || now.Sub(o.lastList) >= o.cfg.ListInterval || o.lastList.IsZero() {
+		known, err := o.list(apply)
+		if err != nil {
+			return err
+		}
+		o.lastList = now
+		missing = o.stillMissing(missing)
+		if len(missing) > 0 || overflow {
+			// Processes whose number of open files changed since
+			// they were read.
+			var targets []*procState
+			for _, p := range known {
+				if seen[p.PID] {
+					continue
+				}
+				if fi, err := os.Stat(o.fs.Path(strconv.Itoa(p.PID), "fd")); err == nil && fi.Size() != p.size {
+					targets = append(targets, p)
+				}
+			}
+			missing = o.search(targets, missing, apply)
+		}
+		wait := max(o.cfg.RescanInterval, 100*o.rescanCost)
+		if (len(missing) > 0 || overflow) && now.Sub(o.lastRescan) >= wait {
+			st.Rescan, o.lastRescan = true, now
+			start := time.Now()
+			results := make([]scanned, 0, len(known))
+			for _, p := range known {
+				results = append(results, o.scan(p.PID, p, readAll))
+			}
+			apply(results)
+			o.rescanCost = time.Since(start)
+			o.noteFound(missing)
+		} else if len(missing) > 0 {
+			// Look again next time: the rescan is only postponed.
+			o.retry = missing[:min(len(missing), maxPending)]
+		}
+	}
+
+	o.mu.Lock()
+	st.Processes, st.Sockets = len(o.procs), len(o.inodes)
+	o.stats = st
+	o.mu.Unlock()
+	return nil
+}
+
+// list reads the process IDs under the FS root, drops the processes that
+// vanished, scans the new ones and returns the ones known before.
+func (o *Owners) list(apply func([]scanned)) ([]*procState, error) {
+	dir, err := os.Open(o.fs.root)
+	if err != nil {
+		return nil, fmt.Errorf("proc: failed to list processes: %w", err)
+	}
+	names, err := dir.Readdirnames(-1)
+	dir.Close()
+	if err != nil {
+		return nil, fmt.Errorf("proc: failed to list processes: %w", err)
+	}
 	o.gen++
 	var todo []int
 	var known []*procState
@@ -283,78 +371,12 @@ func (o *Owners) Refresh() error {
 		}
 	}
 	o.mu.Unlock()
-
-	// Read the files without holding the lock so Lookups keep going.
-	st := OwnersStats{}
-	apply := func(results []scanned) {
-		st.Scanned += len(results)
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		for i := range results {
-			if o.applyLocked(&results[i]) {
-				st.Unreadable++
-			}
-		}
-	}
 	results := make([]scanned, 0, len(todo))
 	for _, pid := range todo {
 		results = append(results, o.scan(pid, nil, readNew))
 	}
 	apply(results)
-
-	// Look for what Lookups missed, cheapest first.
-	missing := o.stillMissing(missed)
-	if len(missing) > 0 || overflow {
-		byPID := make(map[int]*procState, len(known))
-		for _, p := range known {
-			byPID[p.PID] = p
-		}
-		var targets []*procState
-		seen := make(map[int]bool)
-		for _, pid := range append(hinted, o.recent[:]...) {
-			if p := byPID[pid]; p != nil && !seen[pid] {
-				seen[pid] = true
-				targets = append(targets, p)
-			}
-		}
-		missing = o.search(targets, missing, apply)
-		if len(missing) > 0 || overflow {
-			// Processes whose number of open files changed since
-			// they were read.
-			targets = targets[:0]
-			for _, p := range known {
-				if seen[p.PID] {
-					continue
-				}
-				if fi, err := os.Stat(o.fs.Path(strconv.Itoa(p.PID), "fd")); err == nil && fi.Size() != p.size {
-					targets = append(targets, p)
-				}
-			}
-			missing = o.search(targets, missing, apply)
-		}
-		now := o.now()
-		wait := max(o.cfg.RescanInterval, 100*o.rescanCost)
-		if (len(missing) > 0 || overflow) && now.Sub(o.lastRescan) >= wait {
-			st.Rescan, o.lastRescan = true, now
-			start := time.Now()
-			results = results[:0]
-			for _, p := range known {
-				results = append(results, o.scan(p.PID, p, readAll))
-			}
-			apply(results)
-			o.rescanCost = time.Since(start)
-			o.noteFound(missing)
-		} else if len(missing) > 0 {
-			// Look again next time: the rescan is only postponed.
-			o.retry = missing[:min(len(missing), maxPending)]
-		}
-	}
-
-	o.mu.Lock()
-	st.Processes, st.Sockets = len(o.procs), len(o.inodes)
-	o.stats = st
-	o.mu.Unlock()
-	return nil
+	return known, nil
 }
 
 // stillMissing returns the inodes of missed that are not indexed.

@@ -124,8 +124,9 @@ type Table struct {
 	cfg    TableConfig
 
 	refreshMu sync.Mutex // serialises Refresh
-	buf       []Socket
-	lastLen   int // sockets in the last dump
+	buf       []Socket   // the full dumps' buffer, kept between them
+	lbuf      []Socket   // the listener dumps' buffer
+	lastLen   int        // sockets in the last full dump
 
 	mu        sync.RWMutex
 	gen       uint64 // of the last full dump: conns not in it are gone
@@ -212,8 +213,12 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 	var ownersTook time.Duration
 	full := states != states&Mask(Listen)
 	var errs []error
-	buf := t.buf[:0]
-	if cap(buf) > 1024 && cap(buf) > 4*t.lastLen {
+	bufp := &t.lbuf
+	if full {
+		bufp = &t.buf
+	}
+	buf := (*bufp)[:0]
+	if full && cap(buf) > 1024 && cap(buf) > 4*t.lastLen {
 		buf = nil // let a spike's backing array go
 	}
 	over := 0
@@ -228,13 +233,16 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 		}
 		if err != nil {
 			if !errors.Is(err, ErrDumpInterrupted) {
-				t.buf = buf[:0]
+				*bufp = buf[:0]
 				return Refreshed{Full: full}, fmt.Errorf("proc: failed to refresh socket table: %w", err)
 			}
 			errs = append(errs, err)
 		}
 	}
-	t.buf, t.lastLen = buf, len(buf)
+	*bufp = buf
+	if full {
+		t.lastLen = len(buf)
+	}
 	// A dump cut at its cap is as incomplete as an interrupted one.
 	partial := len(errs) > 0 || over > 0
 

@@ -127,7 +127,8 @@ func Open(cfg *Config) (*Explainer, error) {
 		x.Close()
 		return nil, err
 	}
-	if err := x.table.Refresh(time.Now()); err != nil && !errors.Is(err, proc.ErrDumpInterrupted) {
+	sum, known := x.churnNow()
+	if err := x.refreshAll(time.Now(), sum, known); err != nil && !errors.Is(err, proc.ErrDumpInterrupted) {
 		x.Close()
 		return nil, err
 	}
@@ -171,7 +172,7 @@ func (x *Explainer) Owners() *proc.Owners { return x.owners }
 // Every Refresh interval it re-reads the listeners, but it dumps every
 // socket only when the namespace's TCP counters say connections came or
 // went (or at the latest after idleFullEvery), and then no more often than
-// keeps the dumps under about 1.5% of a core: with tens of thousands of
+// keeps the dumps under about 1% of a core: with tens of thousands of
 // sockets one dump costs tens of milliseconds. Connections that live
 // between two dumps are still seen: Observe looks up a new connection's
 // socket when its SYN passes, and Explain names the owner of a server's
@@ -180,7 +181,6 @@ func (x *Explainer) Run(ctx context.Context) {
 	tick := time.NewTicker(x.cfg.Refresh)
 	defer tick.Stop()
 	lastLocals := time.Now()
-	x.lastFull = lastLocals
 	for {
 		select {
 		case <-ctx.Done():
@@ -204,7 +204,7 @@ func (x *Explainer) Run(ctx context.Context) {
 // busyFullCost times what the last one took apart; while they do not, at
 // least idleFullEvery or idleFullCost times that.
 const (
-	busyFullCost  = 70
+	busyFullCost  = 100
 	idleFullCost  = 400
 	idleFullEvery = 10 * time.Second
 )
@@ -233,25 +233,36 @@ func churnSum(c proc.Counters) uint64 {
 
 // tick is Run's periodic refresh: a full one or listeners only.
 func (x *Explainer) tick(now time.Time) {
-	changed := true
-	var sum uint64
-	if c, err := x.cfg.Counters(); err == nil {
-		sum = churnSum(c)
-		changed = !x.haveChurn || sum != x.churn
-	}
-	wait := max(x.cfg.Refresh, busyFullCost*x.fullCost)
-	if !changed {
-		wait = max(idleFullEvery, idleFullCost*x.fullCost)
-	}
 	x.refresh.Lock()
 	defer x.refresh.Unlock()
-	if now.Sub(x.lastFull) < wait {
+	if now.Sub(x.lastFull) < max(x.cfg.Refresh, busyFullCost*x.fullCost) {
+		// Too early for a full dump whatever the counters say.
 		_, _ = x.table.RefreshListeners(now)
 		return
 	}
-	r, _ := x.table.RefreshAll(now)
+	sum, known := x.churnNow()
+	if known && x.haveChurn && sum == x.churn && now.Sub(x.lastFull) < max(idleFullEvery, idleFullCost*x.fullCost) {
+		_, _ = x.table.RefreshListeners(now)
+		return
+	}
+	x.refreshAll(now, sum, known)
+}
+
+// churnNow reads the namespace's churn counters.
+func (x *Explainer) churnNow() (uint64, bool) {
+	c, err := x.cfg.Counters()
+	if err != nil {
+		return 0, false
+	}
+	return churnSum(c), true
+}
+
+// refreshAll dumps every socket; the caller holds x.refresh.
+func (x *Explainer) refreshAll(now time.Time, churn uint64, known bool) error {
+	r, err := x.table.RefreshAll(now)
 	x.fullCost, x.lastFull = r.Took, now
-	x.churn, x.haveChurn = sum, true
+	x.churn, x.haveChurn = churn, known
+	return err
 }
 
 // Refresh takes a new snapshot of the socket table now. Run calls it
@@ -259,7 +270,8 @@ func (x *Explainer) tick(now time.Time) {
 func (x *Explainer) Refresh(now time.Time) {
 	x.refresh.Lock()
 	defer x.refresh.Unlock()
-	_ = x.table.Refresh(now)
+	sum, known := x.churnNow()
+	_ = x.refreshAll(now, sum, known)
 }
 
 // refreshLocals lists the namespace's addresses.
@@ -350,9 +362,10 @@ func (x *Explainer) Explain(e *sniff.Event, v *Verdict) {
 
 func (x *Explainer) explainSender(e *sniff.Event, v *Verdict) {
 	l, listening := x.table.Listening(e.Src)
-	if listening {
+	if listening && v.Cause != Abort {
 		// The snapshot may predate the listener's close: a stale
 		// "listening" would turn every refused connect into "rejected".
+		// (A socket's abort does not depend on it: spare the dump.)
 		listening, l = x.listeningNow(e.Src, l)
 	}
 	v.Sender.Listening = TriOf(listening)
