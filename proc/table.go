@@ -124,9 +124,6 @@ type Table struct {
 	cfg    TableConfig
 
 	refreshMu sync.Mutex // serialises Refresh
-	buf       []Socket   // the full dumps' buffer, kept between them
-	lbuf      []Socket   // the listener dumps' buffer
-	lastLen   int        // sockets in the last full dump
 
 	mu        sync.RWMutex
 	gen       uint64 // of the last full dump: conns not in it are gone
@@ -200,9 +197,17 @@ func (t *Table) RefreshAll(now time.Time) (Refreshed, error) {
 	return t.refresh(now, t.cfg.States)
 }
 
-// appendDumper is a Source that can keep a dump within a limit (*Diag).
-type appendDumper interface {
-	appendDumpMax(dst []Socket, family uint8, states StateMask, limit int) ([]Socket, int, error)
+// eachDumper is a Source that hands over a dump datagram by datagram
+// (*Diag), so that a refresh never holds the whole dump in memory.
+type eachDumper interface {
+	dumpEach(family uint8, states StateMask, begin func(), fn func([]Socket)) error
+}
+
+// unowned is a socket a refresh recorded before its owner was known.
+type unowned struct {
+	listen bool
+	key    connKey // for a listener, key.local only
+	inode  uint64
 }
 
 func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
@@ -212,61 +217,72 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 	start := time.Now()
 	var ownersTook time.Duration
 	full := states != states&Mask(Listen)
-	var errs []error
-	bufp := &t.lbuf
+	t.mu.Lock()
+	t.lgen++
 	if full {
-		bufp = &t.buf
+		t.gen++
 	}
-	buf := (*bufp)[:0]
-	if full && cap(buf) > 1024 && cap(buf) > 4*t.lastLen {
-		buf = nil // let a spike's backing array go
+	t.mu.Unlock()
+
+	// Merge each datagram's sockets as they come. A dump holds at most
+	// two tables' worth (connections and listeners); the rest is counted
+	// as dropped.
+	limit := 2 * t.cfg.MaxConns
+	var pending []unowned
+	var n, over, attemptStart, overStart int
+	begin := func() { n, over = attemptStart, overStart }
+	merge := func(ss []Socket) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for i := range ss {
+			if n >= limit {
+				over++
+				continue
+			}
+			n++
+			s := &ss[i]
+			old, existed := t.lookupLocked(s)
+			e := t.putLocked(s, now)
+			if s.Inode == 0 || e.Owned && !e.ViaListener || t.owners == nil || existed && old.Inode == s.Inode {
+				continue
+			}
+			// A socket the owner index was not asked about yet: a
+			// miss makes the coming owner refresh look for it, first
+			// in the process that owns the listener on its port (the
+			// accepting server, as a rule).
+			t.owners.Lookup(s.Inode)
+			if s.State != Listen {
+				if l, ok := t.listeningLocked(s.Local); ok && l.Owned {
+					t.owners.Hint(l.Process.PID)
+				}
+			}
+			if len(pending) < maxPendingOwners {
+				pending = append(pending, unowned{s.State == Listen, connKey{unmapAP(s.Local), unmapAP(s.Remote)}, s.Inode})
+			}
+		}
 	}
-	over := 0
+	var errs []error
 	for _, fam := range []uint8{afInet, afInet6} {
+		attemptStart, overStart = n, over
 		var err error
-		if d, ok := t.src.(appendDumper); ok {
-			var n int
-			buf, n, err = d.appendDumpMax(buf, fam, states, 2*t.cfg.MaxConns)
-			over += n
+		if d, ok := t.src.(eachDumper); ok {
+			err = d.dumpEach(fam, states, begin, merge)
 		} else {
-			buf, err = t.src.AppendDump(buf, fam, states)
+			var buf []Socket
+			buf, err = t.src.AppendDump(nil, fam, states)
+			merge(buf)
 		}
 		if err != nil {
 			if !errors.Is(err, ErrDumpInterrupted) {
-				*bufp = buf[:0]
-				return Refreshed{Full: full}, fmt.Errorf("proc: failed to refresh socket table: %w", err)
+				return Refreshed{Sockets: n, Full: full}, fmt.Errorf("proc: failed to refresh socket table: %w", err)
 			}
 			errs = append(errs, err)
 		}
-	}
-	*bufp = buf
-	if full {
-		t.lastLen = len(buf)
 	}
 	// A dump cut at its cap is as incomplete as an interrupted one.
 	partial := len(errs) > 0 || over > 0
 
 	if t.owners != nil {
-		// Ask the owner index about sockets it has not been asked about:
-		// a miss makes the coming Refresh look for them, first in the
-		// processes that own the listener on the socket's port (the
-		// accepting server, as a rule).
-		t.mu.RLock()
-		for i := range buf {
-			s := &buf[i]
-			if s.Inode == 0 {
-				continue
-			}
-			if e, ok := t.lookupLocked(s); ok && e.Inode == s.Inode {
-				continue
-			}
-			if _, ok := t.owners.Lookup(s.Inode); !ok && s.State != Listen {
-				if l, ok := t.listeningLocked(s.Local); ok && l.Owned {
-					t.owners.Hint(l.Process.PID)
-				}
-			}
-		}
-		t.mu.RUnlock()
 		ostart := time.Now()
 		if err := t.owners.Refresh(); err != nil {
 			errs = append(errs, err)
@@ -277,12 +293,8 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.dropped += over
-	t.lgen++
-	if full {
-		t.gen++
-	}
-	for i := range buf {
-		t.putLocked(&buf[i], now)
+	for _, u := range pending {
+		t.ownLocked(u)
 	}
 	for k, e := range t.listeners {
 		// Skip what this snapshot showed, what a Lookup found after it was
@@ -310,7 +322,37 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 		}
 	}
 	t.evictLocked(now)
-	return Refreshed{Sockets: len(buf), Full: full, Took: time.Since(start) - ownersTook}, errors.Join(errs...)
+	return Refreshed{Sockets: n, Full: full, Took: time.Since(start) - ownersTook}, errors.Join(errs...)
+}
+
+// maxPendingOwners bounds the sockets one refresh fills in owners for
+// after the owner index's update; the others get theirs at the next
+// refresh or lookup.
+const maxPendingOwners = 4096
+
+// ownLocked fills in the owner of u's entry, if it is still the same
+// socket and the owner index now knows it.
+func (t *Table) ownLocked(u unowned) {
+	var e tableEntry
+	var ok bool
+	if u.listen {
+		e, ok = t.listeners[u.key.local]
+	} else {
+		e, ok = t.conns[u.key]
+	}
+	if !ok || e.Inode != u.inode || e.Owned && !e.ViaListener {
+		return
+	}
+	p, shared, found := t.owners.get(u.inode)
+	if !found {
+		return
+	}
+	e.Process, e.Owned, e.Shared, e.ViaListener = p, true, shared, false
+	if u.listen {
+		t.listeners[u.key.local] = e
+	} else {
+		t.conns[u.key] = e
+	}
 }
 
 // lookupLocked finds the current entry for s's key.
