@@ -134,7 +134,9 @@ type OwnersStats struct {
 }
 
 type procState struct {
-	Process
+	// *Process is never modified once set, only replaced (an exec
+	// changes comm): tables keep pointers to it.
+	*Process
 	gen uint64
 	// fds is what the last read of the fd directory found, by fd
 	// number; only Refresh touches it (under refreshMu).
@@ -199,15 +201,24 @@ func (o *Owners) Hint(pid int) {
 
 // get is Lookup without requesting a search on a miss.
 func (o *Owners) get(inode uint64) (p Process, shared, ok bool) {
+	ref, shared, ok := o.ref(inode)
+	if !ok {
+		return Process{}, false, false
+	}
+	return *ref, shared, true
+}
+
+// ref is get returning the index's own, never modified, Process.
+func (o *Owners) ref(inode uint64) (p *Process, shared, ok bool) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	h, ok := o.inodes[inode]
 	if !ok {
-		return Process{}, false, false
+		return nil, false, false
 	}
 	ps := o.procs[h.pid]
-	if ps == nil {
-		return Process{}, false, false
+	if ps == nil || ps.Process == nil {
+		return nil, false, false
 	}
 	return ps.Process, h.shared, true
 }
@@ -458,8 +469,9 @@ func (o *Owners) applyLocked(r *scanned) bool {
 		o.procs[r.pid] = p
 	}
 	old := p.fds
-	if r.meta || !ok {
-		p.Process = r.proc
+	if (r.meta || !ok) && (p.Process == nil || *p.Process != r.proc) {
+		np := r.proc
+		p.Process = &np
 	}
 	p.gen, p.fds, p.size = o.gen, r.fds, r.size
 	o.reindexLocked(r.pid, old, r.fds)

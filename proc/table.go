@@ -141,9 +141,62 @@ type lastRef struct {
 	until time.Time
 }
 
+// tableEntry is an Entry as the table stores it: about 100 bytes less
+// (the owner is a pointer into the owner index, times are nanoseconds),
+// which matters with tens of thousands of sockets.
 type tableEntry struct {
-	Entry
-	gen uint64
+	Socket
+	owner             *Process // nil: unknown
+	first, seen, gone int64    // Unix nanoseconds; 0: unset
+	gen               uint64
+	flags             entryFlags
+}
+
+type entryFlags uint8
+
+const (
+	flagShared entryFlags = 1 << iota
+	flagViaListener
+	flagLive
+)
+
+func (e *tableEntry) owned() bool           { return e.owner != nil }
+func (e *tableEntry) has(f entryFlags) bool { return e.flags&f != 0 }
+
+// setOwner records p (nil: unknown) as the owner.
+func (e *tableEntry) setOwner(p *Process, shared, via bool) {
+	e.owner = p
+	e.flags &^= flagShared | flagViaListener
+	if shared {
+		e.flags |= flagShared
+	}
+	if via {
+		e.flags |= flagViaListener
+	}
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// entry expands e. It does not allocate.
+func (e *tableEntry) entry() Entry {
+	x := Entry{Socket: e.Socket, FirstSeen: fromNanos(e.first), Seen: fromNanos(e.seen), Gone: fromNanos(e.gone),
+		Shared: e.has(flagShared), ViaListener: e.has(flagViaListener), Live: e.has(flagLive)}
+	if e.owner != nil {
+		x.Process, x.Owned = *e.owner, true
+	}
+	return x
 }
 
 type goneRef struct {
@@ -242,8 +295,8 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 			n++
 			s := &ss[i]
 			old, existed := t.lookupLocked(s)
-			e := t.putLocked(s, now)
-			if s.Inode == 0 || e.Owned && !e.ViaListener || t.owners == nil || existed && old.Inode == s.Inode {
+			e, put := t.putLocked(s, now)
+			if !put || s.Inode == 0 || e.owned() && !e.has(flagViaListener) || t.owners == nil || existed && old.Inode == s.Inode {
 				continue
 			}
 			// A socket the owner index was not asked about yet: a
@@ -252,8 +305,8 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 			// accepting server, as a rule).
 			t.owners.Lookup(s.Inode)
 			if s.State != Listen {
-				if l, ok := t.listeningLocked(s.Local); ok && l.Owned {
-					t.owners.Hint(l.Process.PID)
+				if l, ok := t.listeningLocked(s.Local); ok && l.owned() {
+					t.owners.Hint(l.owner.PID)
 				}
 			}
 			if len(pending) < maxPendingOwners {
@@ -296,27 +349,29 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 	for _, u := range pending {
 		t.ownLocked(u)
 	}
+	nowNs := nanos(now)
 	for k, e := range t.listeners {
 		// Skip what this snapshot showed, what a Lookup found after it was
 		// taken, and everything if an interrupted dump may have missed it.
-		if e.gen == t.lgen || e.Seen.After(now) || partial {
+		if e.gen == t.lgen || e.seen > nowNs || partial {
 			continue
 		}
-		t.rememberListenerLocked(k, &e.Entry, now)
+		t.rememberListenerLocked(k, &e, now)
 		delete(t.listeners, k)
 	}
 	if full {
 		for k, e := range t.conns {
-			if e.gen == t.gen && !e.Owned && e.Inode == 0 {
-				if l, ok := t.listeningLocked(k.local); ok && l.Owned && !l.Shared {
-					e.Process, e.Owned, e.ViaListener = l.Process, true, true
+			if e.gen == t.gen && !e.owned() && e.Inode == 0 {
+				if l, ok := t.listeningLocked(k.local); ok && l.owned() && !l.has(flagShared) {
+					e.setOwner(l.owner, false, true)
 					t.conns[k] = e
 				}
 			}
-			if e.gen == t.gen || !e.Live || e.Seen.After(now) || partial {
+			if e.gen == t.gen || !e.has(flagLive) || e.seen > nowNs || partial {
 				continue
 			}
-			e.Live, e.Gone = false, now
+			e.flags &^= flagLive
+			e.gone = nowNs
 			t.conns[k] = e
 			t.gone = append(t.gone, goneRef{k, now})
 		}
@@ -340,14 +395,14 @@ func (t *Table) ownLocked(u unowned) {
 	} else {
 		e, ok = t.conns[u.key]
 	}
-	if !ok || e.Inode != u.inode || e.Owned && !e.ViaListener {
+	if !ok || e.Inode != u.inode || e.owned() && !e.has(flagViaListener) {
 		return
 	}
-	p, shared, found := t.owners.get(u.inode)
+	p, shared, found := t.owners.ref(u.inode)
 	if !found {
 		return
 	}
-	e.Process, e.Owned, e.Shared, e.ViaListener = p, true, shared, false
+	e.setOwner(p, shared, false)
 	if u.listen {
 		t.listeners[u.key.local] = e
 	} else {
@@ -366,17 +421,17 @@ func (t *Table) lookupLocked(s *Socket) (tableEntry, bool) {
 }
 
 // putLocked records s as seen at now, in the current generation.
-func (t *Table) putLocked(s *Socket, now time.Time) Entry {
+func (t *Table) putLocked(s *Socket, now time.Time) (tableEntry, bool) {
 	if s.State == Listen {
 		k := unmapAP(s.Local)
 		e, ok := t.listeners[k]
 		if !ok && len(t.listeners) >= t.cfg.MaxConns {
 			t.dropped++
-			return Entry{}
+			return tableEntry{}, false
 		}
 		t.update(&e, s, now, t.lgen)
 		t.listeners[k] = e
-		return e.Entry
+		return e, true
 	}
 	k := keyOf(s)
 	e, ok := t.conns[k]
@@ -384,23 +439,24 @@ func (t *Table) putLocked(s *Socket, now time.Time) Entry {
 		t.evictLocked(now)
 		if len(t.conns) >= t.cfg.MaxConns && !t.evictOldestGoneLocked() {
 			t.dropped++
-			return Entry{}
+			return tableEntry{}, false
 		}
 	}
 	t.update(&e, s, now, t.gen)
 	t.conns[k] = e
-	return e.Entry
+	return e, true
 }
 
 func (t *Table) update(e *tableEntry, s *Socket, now time.Time, gen uint64) {
-	if e.FirstSeen.IsZero() || !sameSocket(&e.Socket, s) {
+	if e.first == 0 || !sameSocket(&e.Socket, s) {
 		// A new socket, possibly reusing a 4-tuple.
-		e.Entry = Entry{FirstSeen: now}
+		*e = tableEntry{first: nanos(now)}
 	}
-	e.Socket, e.Seen, e.Live, e.Gone, e.gen = *s, now, true, time.Time{}, gen
-	if (!e.Owned || e.ViaListener || e.Shared) && t.owners != nil && s.Inode != 0 {
-		if p, shared, ok := t.owners.get(s.Inode); ok {
-			e.Process, e.Owned, e.Shared, e.ViaListener = p, true, shared, false
+	e.Socket, e.seen, e.gone, e.gen = *s, nanos(now), 0, gen
+	e.flags |= flagLive
+	if (!e.owned() || e.has(flagViaListener|flagShared)) && t.owners != nil && s.Inode != 0 {
+		if p, shared, ok := t.owners.ref(s.Inode); ok {
+			e.setOwner(p, shared, false)
 		}
 	}
 }
@@ -416,14 +472,14 @@ func sameSocket(a, b *Socket) bool {
 	return a.Inode == 0 || b.Inode == 0 || a.Inode == b.Inode
 }
 
-func (t *Table) rememberListenerLocked(k netip.AddrPort, e *Entry, now time.Time) {
+func (t *Table) rememberListenerLocked(k netip.AddrPort, e *tableEntry, now time.Time) {
 	if _, ok := t.last[k]; !ok {
 		for len(t.last) >= t.cfg.MaxLastListeners && t.popLastLocked() {
 		}
 	}
-	l := LastListener{Local: e.Local, Inode: e.Inode, Seen: e.Seen, Until: now}
-	if e.Owned {
-		l.PID, l.Comm, l.UID = e.Process.PID, e.Process.Comm, e.Process.UID
+	l := LastListener{Local: e.Local, Inode: e.Inode, Seen: fromNanos(e.seen), Until: now}
+	if e.owned() {
+		l.PID, l.Comm, l.UID = e.owner.PID, e.owner.Comm, e.owner.UID
 	} else {
 		l.UID = e.UID
 	}
@@ -493,7 +549,7 @@ func (t *Table) evictOldestGoneLocked() bool {
 func (t *Table) popGoneLocked() bool {
 	g := t.gone[0]
 	t.gone = t.gone[1:]
-	if e, ok := t.conns[g.key]; ok && !e.Live && e.Gone.Equal(g.when) {
+	if e, ok := t.conns[g.key]; ok && !e.has(flagLive) && e.gone == nanos(g.when) {
 		delete(t.conns, g.key)
 		return true
 	}
@@ -508,7 +564,7 @@ func (t *Table) Conn(local, remote netip.AddrPort) (Entry, bool) {
 	t.mu.RLock()
 	e, ok := t.conns[k]
 	t.mu.RUnlock()
-	return e.Entry, ok
+	return e.entry(), ok
 }
 
 // wildcards returns the listener keys that accept connections to addr, most
@@ -534,7 +590,7 @@ func (t *Table) Listening(addr netip.AddrPort) (Entry, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	e, ok := t.listeningLocked(addr)
-	return e.Entry, ok
+	return e.entry(), ok
 }
 
 func (t *Table) listeningLocked(addr netip.AddrPort) (tableEntry, bool) {
@@ -603,14 +659,15 @@ func (t *Table) Lookup(local, remote netip.AddrPort) (Entry, bool, error) {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.putLocked(&s, now)
+	te, _ := t.putLocked(&s, now)
+	e := te.entry()
 	if missed && s.State != Listen {
 		// Look first in the process on either end's listener: the
 		// server that accepted it, or, for a client on this host, the
 		// server it connected to (often the same program).
 		for _, a := range [2]netip.AddrPort{s.Local, s.Remote} {
-			if l, ok := t.listeningLocked(a); ok && l.Owned {
-				t.owners.Hint(l.Process.PID)
+			if l, ok := t.listeningLocked(a); ok && l.owned() {
+				t.owners.Hint(l.owner.PID)
 			}
 		}
 	}
@@ -623,7 +680,7 @@ func (t *Table) Stats() TableStats {
 	defer t.mu.RUnlock()
 	st := TableStats{Listeners: len(t.listeners), LastListeners: len(t.last), Dropped: t.dropped}
 	for _, e := range t.conns {
-		if e.Live {
+		if e.has(flagLive) {
 			st.Live++
 		} else {
 			st.Recent++
