@@ -38,8 +38,9 @@ type OwnersConfig struct {
 	// cost at most about 1% of a core.
 	RescanInterval time.Duration
 	// ListInterval is the most time between two listings of the
-	// processes (default 1s); a Lookup miss not found among the
-	// processes hinted or found lately lists them at once.
+	// processes (default 5s), which scan new processes and drop exited
+	// ones; a Lookup miss not found among the processes hinted or found
+	// lately lists them at once.
 	ListInterval time.Duration
 }
 
@@ -58,7 +59,7 @@ func (c *OwnersConfig) withDefaults() OwnersConfig {
 		o.RescanInterval = time.Second
 	}
 	if o.ListInterval <= 0 {
-		o.ListInterval = time.Second
+		o.ListInterval = 5 * time.Second
 	}
 	return o
 }
