@@ -133,8 +133,21 @@ type Table struct {
 	listeners map[netip.AddrPort]tableEntry
 	last      map[netip.AddrPort]LastListener
 	lastOrder []lastRef // closed listeners in order of Until, for eviction
-	dropped   int
+	// queued holds live connections last seen without an inode, still
+	// in a listener's accept queue: each refresh looks them up again
+	// (exactly, which is cheap) until accept(2) gives them an inode,
+	// so that the process that accepted them is found without waiting
+	// for the next full dump.
+	queued  map[connKey]struct{}
+	dropped int
 }
+
+// maxQueued bounds Table.queued; recheckPerRefresh bounds the lookups
+// one refresh spends on it.
+const (
+	maxQueued         = 256
+	recheckPerRefresh = 64
+)
 
 type lastRef struct {
 	key   netip.AddrPort
@@ -213,6 +226,7 @@ func NewTable(src Source, owners *Owners, cfg *TableConfig) *Table {
 		cfg:       cfg.withDefaults(),
 		conns:     make(map[connKey]tableEntry),
 		listeners: make(map[netip.AddrPort]tableEntry),
+		queued:    make(map[connKey]struct{}),
 		last:      make(map[netip.AddrPort]LastListener),
 	}
 }
@@ -334,6 +348,7 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 	}
 	// A dump cut at its cap is as incomplete as an interrupted one.
 	partial := len(errs) > 0 || over > 0
+	t.recheckQueued(merge)
 
 	if t.owners != nil {
 		ostart := time.Now()
@@ -361,6 +376,11 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 	}
 	if full {
 		for k, e := range t.conns {
+			if e.gen == t.gen && e.Inode == 0 && (e.State == Established || e.State == CloseWait) && len(t.queued) < maxQueued {
+				if _, ok := t.listeningLocked(k.local); ok {
+					t.queued[k] = struct{}{}
+				}
+			}
 			if e.gen == t.gen && !e.owned() && e.Inode == 0 {
 				if l, ok := t.listeningLocked(k.local); ok && l.owned() && !l.has(flagShared) {
 					e.setOwner(l.owner, false, true)
@@ -378,6 +398,37 @@ func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 	}
 	t.evictLocked(now)
 	return Refreshed{Sockets: n, Full: full, Took: time.Since(start) - ownersTook}, errors.Join(errs...)
+}
+
+// recheckQueued looks up the queued connections again and merges those
+// that have an inode now; it forgets those that got one, closed or are
+// gone from the table.
+func (t *Table) recheckQueued(merge func([]Socket)) {
+	lk, ok := t.src.(lookuper)
+	if !ok {
+		return
+	}
+	t.mu.RLock()
+	keys := make([]connKey, 0, min(len(t.queued), recheckPerRefresh))
+	for k := range t.queued {
+		if len(keys) == recheckPerRefresh {
+			break
+		}
+		keys = append(keys, k)
+	}
+	t.mu.RUnlock()
+	for _, k := range keys {
+		s, found, err := lk.Lookup(k.local, k.remote)
+		if err == nil && found && s.Inode == 0 {
+			continue // still waiting for accept(2)
+		}
+		t.mu.Lock()
+		delete(t.queued, k)
+		t.mu.Unlock()
+		if err == nil && found {
+			merge([]Socket{s})
+		}
+	}
 }
 
 // maxPendingOwners bounds the sockets one refresh fills in owners for

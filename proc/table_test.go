@@ -458,3 +458,31 @@ func TestTableSharedListenerLendsNoOwner(t *testing.T) {
 		t.Fatalf("queued conn = %+v, %v; want no owner", e, ok)
 	}
 }
+
+// TestTableQueuedLookedUpAgain: a connection seen in the accept queue (no
+// inode) is looked up again at the next refresh, even a listeners-only
+// one, and gets the owner of the process that accepted it.
+func TestTableQueuedLookedUpAgain(t *testing.T) {
+	src := &fakeLookupSource{live: map[[2]netip.AddrPort]Socket{}}
+	tab := NewTable(src, testOwners(t), nil)
+	ln := Socket{Local: ap("127.0.0.1:8080"), State: Listen, Inode: 20}
+	queued := Socket{Local: ap("127.0.0.1:8080"), Remote: ap("127.0.0.1:40000"), State: Established, Cookie: 77}
+	src.set(ln, queued)
+	mustTableRefresh(t, tab, at(0))
+	if e, _ := tab.Conn(queued.Local, queued.Remote); !e.ViaListener || e.Process.PID != 100 {
+		t.Fatalf("queued conn = %+v, want the listener's owner", e)
+	}
+	// The worker accepted it; the table's next dump shows listeners only.
+	accepted := queued
+	accepted.Inode = 11
+	src.live[[2]netip.AddrPort{queued.Local, queued.Remote}] = accepted
+	if _, err := tab.RefreshListeners(at(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := tab.Conn(queued.Local, queued.Remote); e.ViaListener || !e.Owned || e.Process.PID != 200 || e.Inode != 11 {
+		t.Fatalf("accepted conn = %+v, want owned by the worker", e)
+	}
+	if n := len(tab.queued); n != 0 {
+		t.Fatalf("%d connections still queued for a lookup", n)
+	}
+}
