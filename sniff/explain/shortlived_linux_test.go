@@ -230,12 +230,15 @@ func TestIntegrationShortLived(t *testing.T) {
 	}
 	t.Logf("%d runs per column, loopback, client and server in pid %d:\n%s", runs, pid, table(rows))
 	for _, rw := range rows {
-		// Margins for a loaded 2-core machine: the targets are 95% and
-		// 90%; a refresh or scan delayed by a busy CPU costs a run or two.
+		// Margins for a loaded 2-core machine (measured: 100% in every
+		// cell at 50 ms and 1 s, also with load averages of 5 to 8): the
+		// targets are 95% for the sender and 90% for the target at 100 ms
+		// and more; a refresh or an owner search delayed by a busy CPU
+		// costs a run or a few.
 		var minSender, minTarget int
 		switch rw.hold {
 		case 50 * time.Millisecond:
-			minSender, minTarget = 17, 0
+			minSender, minTarget = 17, 14
 		case time.Second:
 			minSender, minTarget = 17, 17
 		default:
