@@ -261,7 +261,8 @@ func (o *Owners) Refresh() error {
 	defer o.refreshMu.Unlock()
 
 	o.pendMu.Lock()
-	missed := append(o.retry, o.missed[:o.nMissed]...)
+	missed := append([]uint64(nil), o.missed[:o.nMissed]...)
+	retry := o.retry
 	o.retry = nil
 	hinted := append([]int(nil), o.hinted[:o.nHinted]...)
 	overflow := o.overflow
@@ -320,8 +321,16 @@ func (o *Owners) Refresh() error {
 			}
 			missing = o.search(targets, missing, apply)
 		}
+	}
+	// Misses that earlier refreshes searched for in vain wait for the
+	// rate-limited full rescan: they do not list or stat processes again.
+	if len(retry) > 0 {
+		missing = append(missing, o.stillMissing(retry)...)
+	}
+	if len(missing) > 0 || overflow {
 		wait := max(o.cfg.RescanInterval, 100*o.rescanCost)
-		if (len(missing) > 0 || overflow) && now.Sub(o.lastRescan) >= wait {
+		known := o.knownProcs()
+		if now.Sub(o.lastRescan) >= wait {
 			st.Rescan, o.lastRescan = true, now
 			start := time.Now()
 			results := make([]scanned, 0, len(known))
@@ -342,6 +351,17 @@ func (o *Owners) Refresh() error {
 	o.stats = st
 	o.mu.Unlock()
 	return nil
+}
+
+// knownProcs returns the processes in the index.
+func (o *Owners) knownProcs() []*procState {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	out := make([]*procState, 0, len(o.procs))
+	for _, p := range o.procs {
+		out = append(out, p)
+	}
+	return out
 }
 
 // list reads the process IDs under the FS root, drops the processes that

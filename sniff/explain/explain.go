@@ -78,6 +78,7 @@ type Explainer struct {
 	fullCost  time.Duration
 	churn     uint64 // churnSum at the last full refresh
 	haveChurn bool
+	lastQuiet time.Time // when the counters last said nothing changed
 }
 
 // Open dials sock_diag in the namespace, builds the owner index and takes
@@ -170,8 +171,9 @@ func (x *Explainer) Owners() *proc.Owners { return x.owners }
 // Refresh errors do not stop it: the next refresh tries again.
 //
 // Every Refresh interval it re-reads the listeners, but it dumps every
-// socket only when the namespace's TCP counters say connections came or
-// went (or at the latest after idleFullEvery), and then no more often than
+// socket only when the namespace's TCP counters (read at most once a second
+// while they do not move) say connections came or went, or at the latest
+// after idleFullEvery, and then no more often than
 // keeps the dumps under about 1% of a core: with tens of thousands of
 // sockets one dump costs tens of milliseconds. Connections that live
 // between two dumps are still seen: Observe looks up a new connection's
@@ -206,7 +208,10 @@ func (x *Explainer) Run(ctx context.Context) {
 const (
 	busyFullCost  = 100
 	idleFullCost  = 400
-	idleFullEvery = 10 * time.Second
+	idleFullEvery = 30 * time.Second
+	// quietFor is how long counters that did not move are trusted
+	// before they are read again.
+	quietFor = time.Second
 )
 
 // churnCounters change when a TCP socket is created, accepted, leaves
@@ -240,12 +245,18 @@ func (x *Explainer) tick(now time.Time) {
 		_, _ = x.table.RefreshListeners(now)
 		return
 	}
-	sum, known := x.churnNow()
-	if known && x.haveChurn && sum == x.churn && now.Sub(x.lastFull) < max(idleFullEvery, idleFullCost*x.fullCost) {
+	idle := now.Sub(x.lastFull) < max(idleFullEvery, idleFullCost*x.fullCost)
+	if idle && now.Sub(x.lastQuiet) < quietFor {
 		_, _ = x.table.RefreshListeners(now)
 		return
 	}
-	x.refreshAll(now, sum, known)
+	sum, known := x.churnNow()
+	if idle && known && x.haveChurn && sum == x.churn {
+		x.lastQuiet = now
+		_, _ = x.table.RefreshListeners(now)
+		return
+	}
+	_ = x.refreshAll(now, sum, known)
 }
 
 // churnNow reads the namespace's churn counters.
