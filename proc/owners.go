@@ -71,18 +71,19 @@ const maxPending = 256
 // Owners maps socket inodes to the processes holding them, as `ss -p` does,
 // by reading the /proc/PID/fd/N -> "socket:[INODE]" symlinks. The index is
 // kept between calls to Refresh and updated incrementally: new processes are
-// scanned when a listing finds them and vanished ones are dropped. After a
-// Lookup has missed, Refresh looks for the missing inodes, cheapest means
-// first:
-// the fd directories of processes named by Hint, then of those in which
-// missed sockets were found lately, then of those whose number of open
-// files changed (one stat(2) each: Linux reports it as the fd directory's
-// size), reading links only for fd numbers it has not seen before and, if
-// that was not enough, every link of those processes that have few (an fd
-// number may have been closed and reused); only then, at most once per
-// RescanInterval, every link of every process again. A socket
-// shared by several processes (inherited across fork) is attributed to one
-// of them, and Sole says it is shared.
+// scanned when a listing finds them and vanished ones are dropped.
+//
+// After a Lookup has missed, Refresh looks for the missing inodes, cheapest
+// means first: the fd directories of processes named by Hint, then of those
+// in which missed sockets were found lately, then of those whose number of
+// open files changed (one stat(2) each: Linux reports it as the fd
+// directory's size). In each it reads the links of fd numbers it has not
+// seen before and, if that was not enough, every link of those processes
+// that have few (an fd number may have been closed and reused). Only then,
+// at most once per RescanInterval, it reads every link of every process
+// again; inodes still missing wait for that rescan without being searched
+// for again. A socket shared by several processes (inherited across fork)
+// is attributed to one of them, and Sole says it is shared.
 //
 // Lookup, Sole and Hint may run concurrently with Refresh.
 type Owners struct {
