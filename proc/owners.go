@@ -34,8 +34,9 @@ type OwnersConfig struct {
 	// RescanInterval is the least time between full rescans (every fd of
 	// every known process read again), which a Lookup miss that cheaper
 	// means could not resolve requests (default 1s). A rescan that took
-	// long waits longer: at least 100 times its duration, so that rescans
-	// cost at most about 1% of a core.
+	// long waits longer: at least rescanCostFactor times its duration, so
+	// that rescans cost at most about 0.3% of a core. (Under churn most
+	// such misses are sockets that closed before anyone looked.)
 	RescanInterval time.Duration
 	// ListInterval is the most time between two listings of the
 	// processes (default 5s), which scan new processes and drop exited
@@ -63,6 +64,9 @@ func (c *OwnersConfig) withDefaults() OwnersConfig {
 	}
 	return o
 }
+
+// rescanCostFactor paces full rescans to their cost (see RescanInterval).
+const rescanCostFactor = 300
 
 // maxPending bounds the inodes a Lookup miss queues, and the processes
 // Hint queues, for the next Refresh.
@@ -329,7 +333,7 @@ func (o *Owners) Refresh() error {
 		missing = append(missing, o.stillMissing(retry)...)
 	}
 	if len(missing) > 0 || overflow {
-		wait := max(o.cfg.RescanInterval, 100*o.rescanCost)
+		wait := max(o.cfg.RescanInterval, rescanCostFactor*o.rescanCost)
 		known := o.knownProcs()
 		if now.Sub(o.lastRescan) >= wait {
 			st.Rescan, o.lastRescan = true, now

@@ -11,7 +11,7 @@
 #        runs it, in a test namespace: TestIntegrationShortLived).
 # busy:  `rstwatch watch --json` on a namespace with 10,000 sockets held by
 #        one process, 300 more processes, then 20 new connections a second
-#        for 10 s: CPU seconds per wall second, idle first, then busy.
+#        for 10 s: CPU seconds per wall second, idle (20 s) first, then busy.
 # idle:  the same with 60,000 sockets and no new connections, over 20 s.
 # burst: 72,000 listeners that all close at once (their process exits):
 #        CPU seconds of the burst and rstwatch's peak RSS.
@@ -139,11 +139,11 @@ for m in $modes; do
 		start_watch
 		sleep 4
 		t0=$(cpu_ticks "$watch")
-		sleep 10
+		sleep 20
 		t1=$(cpu_ticks "$watch")
 		ip netns exec "$ns" python3 "$tmp/load.py" churn 20 10
 		t2=$(cpu_ticks "$watch")
-		echo "idle 10s: $(share "$t0" "$t1" 10) of a core; 20 connections/s for 10s: $(share "$t1" "$t2" 10) of a core; peak RSS $(rss_kib "$watch") KiB"
+		echo "idle 20s: $(share "$t0" "$t1" 20) of a core; 20 connections/s for 10s: $(share "$t1" "$t2" 10) of a core; peak RSS $(rss_kib "$watch") KiB"
 		stop_all
 		;;
 	idle)
