@@ -68,6 +68,10 @@ func (c *OwnersConfig) withDefaults() OwnersConfig {
 // rescanCostFactor paces full rescans to their cost (see RescanInterval).
 const rescanCostFactor = 300
 
+// wideEvery is the least time between two wide searches for missed
+// sockets: a listing of the processes and a stat(2) of each fd directory.
+const wideEvery = 200 * time.Millisecond
+
 // maxPending bounds the inodes a Lookup miss queues, and the processes
 // Hint queues, for the next Refresh.
 const maxPending = 256
@@ -79,7 +83,8 @@ const maxPending = 256
 //
 // After a Lookup has missed, Refresh looks for the missing inodes, cheapest
 // means first: the fd directories of processes named by Hint, then of those
-// in which missed sockets were found lately, then of those whose number of
+// in which missed sockets were found lately, then, in a wide search that
+// runs at most every 200ms, of new processes and of those whose number of
 // open files changed (one stat(2) each: Linux reports it as the fd
 // directory's size). In each it reads the links of fd numbers it has not
 // seen before and, if that was not enough, every link of those processes
@@ -107,6 +112,11 @@ type Owners struct {
 	// retry holds inodes still missing after the cheap means, until the
 	// next full rescan settles them (found, or closed meanwhile).
 	retry []uint64
+	// deferred holds misses the hinted and recent processes did not
+	// explain, waiting for the next wide search (a listing and a stat of
+	// every process), which runs at most every wideEvery.
+	deferred []uint64
+	lastWide time.Time
 
 	// Inodes Lookup missed and processes Hint named, for the next
 	// Refresh; fixed arrays so that the capture path does not allocate.
@@ -266,9 +276,9 @@ func (o *Owners) Refresh() error {
 	defer o.refreshMu.Unlock()
 
 	o.pendMu.Lock()
-	missed := append([]uint64(nil), o.missed[:o.nMissed]...)
+	missed := append(o.deferred, o.missed[:o.nMissed]...)
 	retry := o.retry
-	o.retry = nil
+	o.retry, o.deferred = nil, nil
 	hinted := append([]int(nil), o.hinted[:o.nHinted]...)
 	overflow := o.overflow
 	o.nMissed, o.nHinted, o.overflow = 0, 0, false
@@ -305,14 +315,22 @@ func (o *Owners) Refresh() error {
 	}
 
 	now := o.now()
-	if len(missing) > 0 || overflow || now.Sub(o.lastList) >= o.cfg.ListInterval || o.lastList.IsZero() {
+	wide := (len(missing) > 0 || overflow) && now.Sub(o.lastWide) >= wideEvery
+	if !wide && len(missing) > 0 {
+		// Under churn most of these closed before anyone looked: one
+		// wide search per wideEvery serves them all.
+		o.deferred = missing[:min(len(missing), maxPending)]
+		missing = nil
+	}
+	if wide || now.Sub(o.lastList) >= o.cfg.ListInterval || o.lastList.IsZero() {
 		known, err := o.list(apply)
 		if err != nil {
 			return err
 		}
 		o.lastList = now
 		missing = o.stillMissing(missing)
-		if len(missing) > 0 || overflow {
+		if wide {
+			o.lastWide = now
 			// Processes whose number of open files changed since
 			// they were read.
 			var targets []*procState

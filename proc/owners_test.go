@@ -304,3 +304,35 @@ func TestOwnersRescanRereadsChangedProcess(t *testing.T) {
 		t.Fatalf("Lookup(1) after exec = %+v, %v; want %+v", p, ok, want)
 	}
 }
+
+// TestOwnersWideSearchPaced: a miss that the hinted and recent processes
+// do not explain lists the processes at once, but at most every wideEvery;
+// a miss in between waits for the next one instead of being dropped.
+func TestOwnersWideSearchPaced(t *testing.T) {
+	root := t.TempDir()
+	clock := newFakeClock()
+	fakeProc(t, root, 100, "server", 0, "/", 1)
+	o := newTestOwners(t, root, &OwnersConfig{ListInterval: time.Hour, RescanInterval: time.Hour}, clock)
+	mustRefresh(t, o)
+
+	fakeProc(t, root, 200, "curl", 0, "/", 2)
+	o.Lookup(2)
+	clock.advance(wideEvery)
+	if st := mustRefresh(t, o); st.Scanned != 1 {
+		t.Fatalf("refresh after a miss = %+v, want the new process scanned", st)
+	}
+	if p, ok := o.Lookup(2); !ok || p.PID != 200 {
+		t.Fatalf("Lookup(2) = %+v, %v; want pid 200", p, ok)
+	}
+
+	fakeProc(t, root, 300, "wget", 0, "/", 3)
+	o.Lookup(3)
+	if st := mustRefresh(t, o); st.Scanned != 0 {
+		t.Fatalf("refresh within wideEvery = %+v, want nothing read", st)
+	}
+	clock.advance(wideEvery)
+	mustRefresh(t, o)
+	if p, ok := o.Lookup(3); !ok || p.PID != 300 {
+		t.Fatalf("Lookup(3) after wideEvery = %+v, %v; want pid 300", p, ok)
+	}
+}
