@@ -150,6 +150,9 @@ func appendVerdict(b []byte, v *explain.Verdict) []byte {
 			b = safe.AppendText(b, p.p.Comm) // tshark and Wireshark print comments
 			b = append(b, '/')
 			b = strconv.AppendInt(b, int64(p.p.PID), 10)
+			if p.p.Seen == explain.ViaListener {
+				b = append(b, "(inferred-from-listener)"...)
+			}
 		}
 	}
 	return b
