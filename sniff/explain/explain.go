@@ -47,7 +47,27 @@ type Config struct {
 	// sets Verdict.Sampled, so a reset storm is captured in full while
 	// attribution degrades to sampling.
 	Budget int
+
+	// Dial, if set, opens the kernel's socket tables instead of two
+	// sock_diag sockets in NetNS: tests give fixtures, so the decision
+	// tree is tested without privileges. It is called twice, for the
+	// periodic dumps and for the lookups on the capture path.
+	Dial func() (Kernel, error)
+	// Locals, if set, lists the namespace's addresses instead of its
+	// interfaces (tests).
+	Locals func() ([]netip.Addr, error)
 }
+
+// Kernel is what an Explainer asks about sockets: a sock_diag socket
+// (*proc.Diag) in the watched namespace, or a fixture.
+type Kernel interface {
+	proc.Source
+	// Lookup asks for the socket with exactly this 4-tuple.
+	Lookup(local, remote netip.AddrPort) (proc.Socket, bool, error)
+	Close() error
+}
+
+var _ Kernel = (*proc.Diag)(nil)
 
 // Explainer ties resets to the kernel's socket state. Explain and Observe
 // must be called from one goroutine (the capture's); Run refreshes the
@@ -56,8 +76,8 @@ type Explainer struct {
 	cfg     Config
 	table   *proc.Table
 	owners  *proc.Owners
-	dump    *proc.Diag // used by the table's periodic Refresh
-	lookup  *proc.Diag // used on the capture path, never blocked by a dump
+	dump    Kernel // used by the table's periodic Refresh
+	lookup  Kernel // used on the capture path, never blocked by a dump
 	locals  atomic.Pointer[map[netip.Addr]struct{}]
 	refresh sync.Mutex
 
@@ -106,12 +126,22 @@ func Open(cfg *Config) (*Explainer, error) {
 	if x.cfg.Counters == nil {
 		x.cfg.Counters = x.cfg.Proc.Counters
 	}
+	dial := x.cfg.Dial
+	if dial == nil {
+		dial = func() (Kernel, error) {
+			d, err := proc.DialDiag()
+			if err != nil {
+				return nil, err // not a nil *Diag in a non-nil Kernel
+			}
+			return d, nil
+		}
+	}
 	err := netns.Do(x.cfg.NetNS, func() error {
 		var err error
-		if x.dump, err = proc.DialDiag(); err != nil {
+		if x.dump, err = dial(); err != nil {
 			return err
 		}
-		x.lookup, err = proc.DialDiag()
+		x.lookup, err = dial()
 		return err
 	})
 	if err != nil {
@@ -151,10 +181,10 @@ func NewOwners(fs proc.FS, refresh time.Duration) *proc.Owners {
 	return proc.NewOwners(fs, &proc.OwnersConfig{RescanInterval: 2 * refresh})
 }
 
-// Close releases the sock_diag sockets.
+// Close releases the sock_diag sockets (the Kernels).
 func (x *Explainer) Close() error {
 	var errs []error
-	for _, d := range []*proc.Diag{x.dump, x.lookup} {
+	for _, d := range []Kernel{x.dump, x.lookup} {
 		if d != nil {
 			errs = append(errs, d.Close())
 		}
@@ -289,6 +319,17 @@ func (x *Explainer) Refresh(now time.Time) {
 // refreshLocals lists the namespace's addresses.
 func (x *Explainer) refreshLocals() error {
 	m := make(map[netip.Addr]struct{})
+	if x.cfg.Locals != nil {
+		addrs, err := x.cfg.Locals()
+		if err != nil {
+			return fmt.Errorf("list local addresses: %w", err)
+		}
+		for _, a := range addrs {
+			m[a.Unmap()] = struct{}{}
+		}
+		x.locals.Store(&m)
+		return nil
+	}
 	err := netns.Do(x.cfg.NetNS, func() error {
 		addrs, err := net.InterfaceAddrs()
 		if err != nil {
@@ -558,7 +599,7 @@ type Listener struct {
 func (x *Explainer) Listeners() ([]Listener, error) {
 	var out []Listener
 	for _, fam := range []uint8{2, 10} {
-		socks, err := x.lookup.Dump(fam, proc.Mask(proc.Listen))
+		socks, err := x.lookup.AppendDump(nil, fam, proc.Mask(proc.Listen))
 		if err != nil && !errors.Is(err, proc.ErrDumpInterrupted) {
 			return out, err
 		}
