@@ -91,27 +91,36 @@ func (d *Diag) Dump(family uint8, states StateMask) ([]Socket, error) {
 
 // AppendDump is like Dump but appends to dst.
 func (d *Diag) AppendDump(dst []Socket, family uint8, states StateMask) ([]Socket, error) {
+	n := len(dst)
+	err := d.dumpEach(family, states, func() { dst = dst[:n] }, func(ss []Socket) { dst = append(dst, ss...) })
+	return dst, err
+}
+
+// dumpEach runs a dump and hands fn the sockets of each datagram as it
+// arrives (the slice is reused: valid only during the call), so that no
+// more than a datagram's worth is held at once. begin is called before
+// each attempt: after NLM_F_DUMP_INTR the dump starts again and fn sees
+// sockets again.
+func (d *Diag) dumpEach(family uint8, states StateMask, begin func(), fn func([]Socket)) error {
 	if family != afInet && family != afInet6 {
-		return dst, opError(opDump, fmt.Errorf("unsupported address family %d", family))
+		return opError(opDump, fmt.Errorf("unsupported address family %d", family))
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
-		return dst, opError(opDump, net.ErrClosed)
+		return opError(opDump, net.ErrClosed)
 	}
-	n := len(dst)
-	var err error
 	for range dumpAttempts {
-		var intr bool
-		dst, intr, err = d.dump(dst[:n], family, states)
+		begin()
+		intr, err := d.dump(family, states, fn)
 		if err != nil {
-			return dst, opError(opDump, err)
+			return opError(opDump, err)
 		}
 		if !intr {
-			return dst, nil
+			return nil
 		}
 	}
-	return dst, opError(opDump, ErrDumpInterrupted)
+	return opError(opDump, ErrDumpInterrupted)
 }
 
 // Lookup asks the kernel for the TCP socket with exactly this local and

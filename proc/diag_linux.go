@@ -23,10 +23,11 @@ const diagTimeout = 5 * time.Second
 
 // diagConn is the Linux state of a Diag.
 type diagConn struct {
-	fd  int
-	seq uint32
-	buf []byte // receive buffer
-	req []byte // request buffer
+	fd    int
+	seq   uint32
+	buf   []byte   // receive buffer
+	req   []byte   // request buffer
+	batch []Socket // the sockets of one datagram of a dump
 }
 
 func dialDiag() (*Diag, error) {
@@ -99,26 +100,26 @@ func (d *Diag) recv() ([]byte, error) {
 }
 
 // dump runs one NLM_F_DUMP request, reading multipart replies until
-// NLMSG_DONE, and reports whether any part carried NLM_F_DUMP_INTR.
-func (d *Diag) dump(dst []Socket, family uint8, states StateMask) ([]Socket, bool, error) {
+// NLMSG_DONE and handing fn the sockets of each, and reports whether any
+// part carried NLM_F_DUMP_INTR.
+func (d *Diag) dump(family uint8, states StateMask, fn func([]Socket)) (intr bool, err error) {
 	r := diagRequest{dump: true, family: family, states: states}
 	if err := d.send(&r); err != nil {
-		return dst, false, err
+		return false, err
 	}
-	intr := false
 	for {
 		b, err := d.recv()
 		if err != nil {
-			return dst, intr, err
+			return intr, err
 		}
 		var st diagStatus
-		dst, st, err = decodeDiag(b, r.seq, dst)
-		intr = intr || st.intr
-		if err != nil {
-			return dst, intr, err
+		d.c.batch, st, err = decodeDiag(b, r.seq, d.c.batch[:0])
+		if len(d.c.batch) > 0 {
+			fn(d.c.batch)
 		}
-		if st.done {
-			return dst, intr, nil
+		intr = intr || st.intr
+		if err != nil || st.done {
+			return intr, err
 		}
 	}
 }

@@ -16,8 +16,8 @@ func dialDiag() (*Diag, error) { return nil, errUnimplemented }
 
 func (d *Diag) close() error { _ = d.c; return errUnimplemented }
 
-func (d *Diag) dump(dst []Socket, _ uint8, _ StateMask) ([]Socket, bool, error) {
-	return dst, false, errUnimplemented
+func (d *Diag) dump(_ uint8, _ StateMask, _ func([]Socket)) (bool, error) {
+	return false, errUnimplemented
 }
 
 func (d *Diag) lookup(_, _ netip.AddrPort) (Socket, bool, error) {

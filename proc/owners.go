@@ -3,14 +3,15 @@ package proc
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -30,9 +31,18 @@ type OwnersConfig struct {
 	MaxProcesses int
 	// MaxSockets caps the indexed socket inodes (default 1<<20).
 	MaxSockets int
-	// RescanInterval is the least time between full rescans of every known
-	// process's fd directory, which a Lookup miss requests (default 1s).
+	// RescanInterval is the least time between full rescans (every fd of
+	// every known process read again), which a Lookup miss that cheaper
+	// means could not resolve requests (default 1s). A rescan that took
+	// long waits longer: at least rescanCostFactor times its duration, so
+	// that rescans cost at most about 0.3% of a core. (Under churn most
+	// such misses are sockets that closed before anyone looked.)
 	RescanInterval time.Duration
+	// ListInterval is the most time between two listings of the
+	// processes (default 5s), which scan new processes and drop exited
+	// ones; a Lookup miss not found among the processes hinted or found
+	// lately lists them at once.
+	ListInterval time.Duration
 }
 
 func (c *OwnersConfig) withDefaults() OwnersConfig {
@@ -49,33 +59,85 @@ func (c *OwnersConfig) withDefaults() OwnersConfig {
 	if o.RescanInterval <= 0 {
 		o.RescanInterval = time.Second
 	}
+	if o.ListInterval <= 0 {
+		o.ListInterval = 5 * time.Second
+	}
 	return o
 }
+
+// rescanCostFactor paces full rescans to their cost (see RescanInterval).
+const rescanCostFactor = 300
+
+// wideEvery is the least time between two wide searches for missed
+// sockets: a listing of the processes and a stat(2) of each fd directory.
+const wideEvery = 200 * time.Millisecond
+
+// maxPending bounds the inodes a Lookup miss queues, and the processes
+// Hint queues, for the next Refresh.
+const maxPending = 256
 
 // Owners maps socket inodes to the processes holding them, as `ss -p` does,
 // by reading the /proc/PID/fd/N -> "socket:[INODE]" symlinks. The index is
 // kept between calls to Refresh and updated incrementally: new processes are
-// scanned when they appear, vanished ones are dropped, and the fd
-// directories of known processes are read again only after a Lookup has
-// missed (at most once per RescanInterval). A socket shared by several
-// processes (inherited across fork) is attributed to one of them.
+// scanned when a listing finds them and vanished ones are dropped.
 //
-// Lookup may run concurrently with Refresh.
+// After a Lookup has missed, Refresh looks for the missing inodes, cheapest
+// means first: the fd directories of processes named by Hint, then of those
+// in which missed sockets were found lately, then, in a wide search that
+// runs at most every 200ms, of new processes and of those whose number of
+// open files changed (one stat(2) each: Linux reports it as the fd
+// directory's size). In each it reads the links of fd numbers it has not
+// seen before and, if that was not enough, every link of those processes
+// that have few (an fd number may have been closed and reused). Only then,
+// at most once per RescanInterval, it reads every link of every process
+// again; inodes still missing wait for that rescan without being searched
+// for again. A socket shared by several processes (inherited across fork)
+// is attributed to one of them, and Sole says it is shared.
+//
+// Lookup, Sole and Hint may run concurrently with Refresh.
 type Owners struct {
 	fs  FS
 	cfg OwnersConfig
 	now func() time.Time
 
-	refreshMu  sync.Mutex // serialises Refresh
+	refreshMu  sync.Mutex // serialises Refresh; guards procState.fds and recent
 	gen        uint64
+	lastList   time.Time
 	lastRescan time.Time
-	missed     atomic.Bool
+	rescanCost time.Duration
+	// recent holds the processes in which missed sockets were found
+	// lately, most recent first: a process that opened one connection
+	// tends to open more.
+	recent [8]int
+	// retry holds inodes still missing after the cheap means, until the
+	// next full rescan settles them (found, or closed meanwhile).
+	retry []uint64
+	// deferred holds misses the hinted and recent processes did not
+	// explain, waiting for the next wide search (a listing and a stat of
+	// every process), which runs at most every wideEvery.
+	deferred []uint64
+	lastWide time.Time
+
+	// Inodes Lookup missed and processes Hint named, for the next
+	// Refresh; fixed arrays so that the capture path does not allocate.
+	pendMu   sync.Mutex
+	missed   [maxPending]uint64
+	nMissed  int
+	hinted   [maxPending]int
+	nHinted  int
+	overflow bool // a miss did not fit: search as if for a full rescan
 
 	mu     sync.RWMutex
 	procs  map[int]*procState
-	inodes map[uint64]int // inode -> pid
+	inodes map[uint64]holder
 
 	stats OwnersStats
+}
+
+// holder is the indexed owner of an inode.
+type holder struct {
+	pid    int
+	shared bool // another process holds it too
 }
 
 // OwnersStats describes the last Refresh.
@@ -88,9 +150,20 @@ type OwnersStats struct {
 }
 
 type procState struct {
-	Process
-	gen    uint64
-	inodes []uint64
+	// *Process is never modified once set, only replaced (an exec
+	// changes comm): tables keep pointers to it.
+	*Process
+	gen uint64
+	// fds is what the last read of the fd directory found, by fd
+	// number; only Refresh touches it (under refreshMu).
+	fds  []fdInode
+	size int64 // the fd directory's st_size then: the number of open files
+}
+
+// fdInode is one open file: a socket's inode, or 0 for anything else.
+type fdInode struct {
+	fd  int
+	ino uint64
 }
 
 // NewOwners returns an empty index over the processes of p. Call Refresh to
@@ -101,34 +174,69 @@ func NewOwners(p FS, cfg *OwnersConfig) *Owners {
 		cfg:    cfg.withDefaults(),
 		now:    time.Now,
 		procs:  make(map[int]*procState),
-		inodes: make(map[uint64]int),
+		inodes: make(map[uint64]holder),
 	}
 }
 
 // Lookup returns the process holding the socket with this inode. A miss
-// (for a non-zero inode) asks the next Refresh to re-read all fd
-// directories. It does not allocate.
+// (for a non-zero inode) asks the next Refresh to look for it. It does not
+// allocate.
 func (o *Owners) Lookup(inode uint64) (Process, bool) {
-	p, ok := o.get(inode)
+	p, _, ok := o.get(inode)
 	if !ok && inode != 0 {
-		o.missed.Store(true)
+		o.pendMu.Lock()
+		if o.nMissed < len(o.missed) {
+			o.missed[o.nMissed] = inode
+			o.nMissed++
+		} else {
+			o.overflow = true
+		}
+		o.pendMu.Unlock()
 	}
 	return p, ok
 }
 
-// get is Lookup without requesting a rescan on a miss.
-func (o *Owners) get(inode uint64) (Process, bool) {
+// Sole returns the process holding the socket with this inode if no other
+// known process holds it too. Unlike Lookup, a miss requests nothing.
+func (o *Owners) Sole(inode uint64) (Process, bool) {
+	p, shared, ok := o.get(inode)
+	return p, ok && !shared
+}
+
+// Hint asks the next Refresh to look in pid's fd directory first, for
+// instance because pid owns the listener that accepted a connection whose
+// owner is missing. It does not allocate.
+func (o *Owners) Hint(pid int) {
+	o.pendMu.Lock()
+	if o.nHinted < len(o.hinted) {
+		o.hinted[o.nHinted] = pid
+		o.nHinted++
+	}
+	o.pendMu.Unlock()
+}
+
+// get is Lookup without requesting a search on a miss.
+func (o *Owners) get(inode uint64) (p Process, shared, ok bool) {
+	ref, shared, ok := o.ref(inode)
+	if !ok {
+		return Process{}, false, false
+	}
+	return *ref, shared, true
+}
+
+// ref is get returning the index's own, never modified, Process.
+func (o *Owners) ref(inode uint64) (p *Process, shared, ok bool) {
 	o.mu.RLock()
-	pid, ok := o.inodes[inode]
-	var p *procState
-	if ok {
-		p = o.procs[pid]
+	defer o.mu.RUnlock()
+	h, ok := o.inodes[inode]
+	if !ok {
+		return nil, false, false
 	}
-	o.mu.RUnlock()
-	if p == nil {
-		return Process{}, false
+	ps := o.procs[h.pid]
+	if ps == nil || ps.Process == nil {
+		return nil, false, false
 	}
-	return p.Process, true
+	return ps.Process, h.shared, true
 }
 
 // Stats returns counts from the last Refresh.
@@ -142,39 +250,158 @@ func (o *Owners) Stats() OwnersStats {
 type scanned struct {
 	pid    int
 	proc   Process
-	inodes []uint64
+	fds    []fdInode
+	size   int64
 	gone   bool // exited during the scan
 	denied bool
+	meta   bool // proc holds a fresh comm, uid and cgroup
 }
 
-// Refresh lists the processes under the FS root, scans the new ones, drops
-// the vanished ones and, if a Lookup missed since the last rescan and
-// RescanInterval has passed, re-reads every process. Processes that exit
+// readMode says how much of a process to read.
+type readMode uint8
+
+const (
+	readNew   readMode = iota // a process not seen before: everything
+	readAdded                 // links of fd numbers not seen before only
+	readAll                   // every link again, and comm (and more if it changed)
+)
+
+// Refresh looks for the inodes Lookups missed since the last Refresh (see
+// Owners) and, at least every ListInterval or when a miss is not found in
+// the processes it looks at first, lists the processes under the FS root:
+// it scans the new ones and drops the vanished ones. Processes that exit
 // mid-scan and fd directories it may not read are skipped, not errors.
 func (o *Owners) Refresh() error {
 	o.refreshMu.Lock()
 	defer o.refreshMu.Unlock()
 
+	o.pendMu.Lock()
+	missed := append(o.deferred, o.missed[:o.nMissed]...)
+	retry := o.retry
+	o.retry, o.deferred = nil, nil
+	hinted := append([]int(nil), o.hinted[:o.nHinted]...)
+	overflow := o.overflow
+	o.nMissed, o.nHinted, o.overflow = 0, 0, false
+	o.pendMu.Unlock()
+
+	// Read the files without holding the lock so Lookups keep going.
+	st := OwnersStats{}
+	apply := func(results []scanned) {
+		st.Scanned += len(results)
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		for i := range results {
+			if o.applyLocked(&results[i]) {
+				st.Unreadable++
+			}
+		}
+	}
+
+	// Look for what Lookups missed, cheapest first: the processes
+	// hinted and those that held missed sockets lately.
+	missing := o.stillMissing(missed)
+	seen := make(map[int]bool)
+	if len(missing) > 0 {
+		var targets []*procState
+		o.mu.RLock()
+		for _, pid := range append(hinted, o.recent[:]...) {
+			if p := o.procs[pid]; p != nil && !seen[pid] {
+				seen[pid] = true
+				targets = append(targets, p)
+			}
+		}
+		o.mu.RUnlock()
+		missing = o.search(targets, missing, apply)
+	}
+
+	now := o.now()
+	wide := (len(missing) > 0 || overflow) && now.Sub(o.lastWide) >= wideEvery
+	if !wide && len(missing) > 0 {
+		// Under churn most of these closed before anyone looked: one
+		// wide search per wideEvery serves them all.
+		o.deferred = missing[:min(len(missing), maxPending)]
+		missing = nil
+	}
+	if wide || now.Sub(o.lastList) >= o.cfg.ListInterval || o.lastList.IsZero() {
+		known, err := o.list(apply)
+		if err != nil {
+			return err
+		}
+		o.lastList = now
+		missing = o.stillMissing(missing)
+		if wide {
+			o.lastWide = now
+			// Processes whose number of open files changed since
+			// they were read.
+			var targets []*procState
+			for _, p := range known {
+				if seen[p.PID] {
+					continue
+				}
+				if fi, err := os.Stat(o.fs.Path(strconv.Itoa(p.PID), "fd")); err == nil && fi.Size() != p.size {
+					targets = append(targets, p)
+				}
+			}
+			missing = o.search(targets, missing, apply)
+		}
+	}
+	// Misses that earlier refreshes searched for in vain wait for the
+	// rate-limited full rescan: they do not list or stat processes again.
+	if len(retry) > 0 {
+		missing = append(missing, o.stillMissing(retry)...)
+	}
+	if len(missing) > 0 || overflow {
+		wait := max(o.cfg.RescanInterval, rescanCostFactor*o.rescanCost)
+		known := o.knownProcs()
+		if now.Sub(o.lastRescan) >= wait {
+			st.Rescan, o.lastRescan = true, now
+			start := time.Now()
+			results := make([]scanned, 0, len(known))
+			for _, p := range known {
+				results = append(results, o.scan(p.PID, p, readAll))
+			}
+			apply(results)
+			o.rescanCost = time.Since(start)
+			o.noteFound(missing)
+		} else if len(missing) > 0 {
+			// Look again next time: the rescan is only postponed.
+			o.retry = missing[:min(len(missing), maxPending)]
+		}
+	}
+
+	o.mu.Lock()
+	st.Processes, st.Sockets = len(o.procs), len(o.inodes)
+	o.stats = st
+	o.mu.Unlock()
+	return nil
+}
+
+// knownProcs returns the processes in the index.
+func (o *Owners) knownProcs() []*procState {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	out := make([]*procState, 0, len(o.procs))
+	for _, p := range o.procs {
+		out = append(out, p)
+	}
+	return out
+}
+
+// list reads the process IDs under the FS root, drops the processes that
+// vanished, scans the new ones and returns the ones known before.
+func (o *Owners) list(apply func([]scanned)) ([]*procState, error) {
 	dir, err := os.Open(o.fs.root)
 	if err != nil {
-		return fmt.Errorf("proc: failed to list processes: %w", err)
+		return nil, fmt.Errorf("proc: failed to list processes: %w", err)
 	}
 	names, err := dir.Readdirnames(-1)
 	dir.Close()
 	if err != nil {
-		return fmt.Errorf("proc: failed to list processes: %w", err)
+		return nil, fmt.Errorf("proc: failed to list processes: %w", err)
 	}
-
 	o.gen++
-	now := o.now()
-	rescan := o.missed.Load() && now.Sub(o.lastRescan) >= o.cfg.RescanInterval
-	if rescan {
-		o.missed.Store(false)
-		o.lastRescan = now
-	}
-
 	var todo []int
-	prev := make(map[int]Process)
+	var known []*procState
 	o.mu.Lock()
 	tracked := len(o.procs)
 	for _, name := range names {
@@ -184,10 +411,7 @@ func (o *Owners) Refresh() error {
 		}
 		if p, ok := o.procs[pid]; ok {
 			p.gen = o.gen
-			if rescan {
-				todo = append(todo, pid)
-				prev[pid] = p.Process
-			}
+			known = append(known, p)
 			continue
 		}
 		if tracked >= o.cfg.MaxProcesses {
@@ -196,64 +420,144 @@ func (o *Owners) Refresh() error {
 		tracked++
 		todo = append(todo, pid)
 	}
-	o.mu.Unlock()
-
-	// Read the files without holding the lock so Lookups keep going.
-	results := make([]scanned, 0, len(todo))
-	for _, pid := range todo {
-		p, known := prev[pid]
-		results = append(results, o.scan(pid, p, known))
-	}
-
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	for pid, p := range o.procs {
 		if p.gen != o.gen {
 			o.dropLocked(pid, p)
 		}
 	}
-	st := OwnersStats{Scanned: len(results), Rescan: rescan}
-	for i := range results {
-		r := &results[i]
-		if r.gone {
-			if p, ok := o.procs[r.pid]; ok {
-				o.dropLocked(r.pid, p)
+	o.mu.Unlock()
+	results := make([]scanned, 0, len(todo))
+	for _, pid := range todo {
+		results = append(results, o.scan(pid, nil, readNew))
+	}
+	apply(results)
+	return known, nil
+}
+
+// stillMissing returns the inodes of missed that are not indexed.
+func (o *Owners) stillMissing(missed []uint64) []uint64 {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	var out []uint64
+	for _, ino := range missed {
+		if _, ok := o.inodes[ino]; !ok {
+			out = append(out, ino)
+		}
+	}
+	return out
+}
+
+// search reads the links of targets' new fd numbers, then, if inodes are
+// still missing, all links of the targets with at most smallFDs files (an
+// fd number may have been closed and reused for a new socket), and returns
+// what is still missing. It remembers the processes where it found some.
+func (o *Owners) search(targets []*procState, missing []uint64, apply func([]scanned)) []uint64 {
+	if len(targets) == 0 {
+		return missing
+	}
+	for _, mode := range []readMode{readAdded, readAll} {
+		results := make([]scanned, 0, len(targets))
+		for _, p := range targets {
+			if mode == readAll && len(p.fds) > smallFDs {
+				continue
 			}
+			results = append(results, o.scan(p.PID, p, mode))
+		}
+		apply(results)
+		found := missing
+		if missing = o.stillMissing(missing); len(missing) < len(found) {
+			o.noteFound(found)
+		}
+		if len(missing) == 0 {
+			break
+		}
+	}
+	return missing
+}
+
+// smallFDs is the most open files a process may have for search to read
+// all its links again; larger ones wait for the rate-limited rescan.
+const smallFDs = 1024
+
+// noteFound moves the processes now holding any of inodes to the front of
+// recent.
+func (o *Owners) noteFound(inodes []uint64) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	for _, ino := range inodes {
+		h, ok := o.inodes[ino]
+		if !ok {
 			continue
 		}
-		if r.denied {
-			st.Unreadable++
+		i := slices.Index(o.recent[:], h.pid)
+		if i < 0 {
+			i = len(o.recent) - 1
 		}
-		p, ok := o.procs[r.pid]
-		if !ok {
-			p = &procState{}
-			o.procs[r.pid] = p
-		} else {
-			o.unindexLocked(r.pid, p)
+		copy(o.recent[1:i+1], o.recent[:i])
+		o.recent[0] = h.pid
+	}
+}
+
+// applyLocked merges one scan into the index and reports whether the
+// process's sockets were unreadable.
+func (o *Owners) applyLocked(r *scanned) bool {
+	if r.gone {
+		if p, ok := o.procs[r.pid]; ok {
+			o.dropLocked(r.pid, p)
 		}
-		p.Process, p.gen, p.inodes = r.proc, o.gen, r.inodes
-		for _, ino := range p.inodes {
-			if _, taken := o.inodes[ino]; !taken && len(o.inodes) < o.cfg.MaxSockets {
-				o.inodes[ino] = r.pid
+		return false
+	}
+	p, ok := o.procs[r.pid]
+	if !ok {
+		p = &procState{}
+		o.procs[r.pid] = p
+	}
+	old := p.fds
+	if (r.meta || !ok) && (p.Process == nil || *p.Process != r.proc) {
+		np := r.proc
+		p.Process = &np
+	}
+	p.gen, p.fds, p.size = o.gen, r.fds, r.size
+	o.reindexLocked(r.pid, old, r.fds)
+	return r.denied
+}
+
+// reindexLocked updates the index for pid, whose open sockets were old and
+// are now cur.
+func (o *Owners) reindexLocked(pid int, old, cur []fdInode) {
+	if len(old) > 0 {
+		keep := make(map[uint64]bool, len(cur))
+		for _, f := range cur {
+			if f.ino != 0 {
+				keep[f.ino] = true
+			}
+		}
+		for _, f := range old {
+			if f.ino != 0 && !keep[f.ino] {
+				if h, ok := o.inodes[f.ino]; ok && h.pid == pid {
+					delete(o.inodes, f.ino)
+				}
 			}
 		}
 	}
-	st.Processes, st.Sockets = len(o.procs), len(o.inodes)
-	o.stats = st
-	return nil
+	for _, f := range cur {
+		if f.ino == 0 {
+			continue
+		}
+		h, taken := o.inodes[f.ino]
+		switch {
+		case !taken && len(o.inodes) < o.cfg.MaxSockets:
+			o.inodes[f.ino] = holder{pid: pid}
+		case taken && h.pid != pid && !h.shared:
+			h.shared = true
+			o.inodes[f.ino] = h
+		}
+	}
 }
 
 func (o *Owners) dropLocked(pid int, p *procState) {
-	o.unindexLocked(pid, p)
+	o.reindexLocked(pid, p.fds, nil)
 	delete(o.procs, pid)
-}
-
-func (o *Owners) unindexLocked(pid int, p *procState) {
-	for _, ino := range p.inodes {
-		if o.inodes[ino] == pid {
-			delete(o.inodes, ino)
-		}
-	}
 }
 
 // processGone reports whether err means the process exited while we read
@@ -262,10 +566,12 @@ func processGone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 }
 
-// scan reads the fd directory and /proc/PID/comm and, for a new process or
-// one whose comm changed (exec, or pid reuse), status and cgroup.
-func (o *Owners) scan(pid int, prev Process, known bool) scanned {
-	r := scanned{pid: pid, proc: Process{PID: pid}}
+// scan reads pid's fd directory and, for a new process, a full read or one
+// whose comm changed (exec, or pid reuse), status and cgroup. prev is what
+// the last read found (nil for a new process); with readAdded only fd
+// numbers prev does not have are read.
+func (o *Owners) scan(pid int, prev *procState, mode readMode) scanned {
+	r := scanned{pid: pid, proc: Process{PID: pid}, size: -1}
 	base := filepath.Join(o.fs.root, strconv.Itoa(pid))
 	fdDir := filepath.Join(base, "fd")
 	d, err := os.Open(fdDir)
@@ -276,14 +582,30 @@ func (o *Owners) scan(pid int, prev Process, known bool) scanned {
 		}
 		r.denied = true // EACCES: another user's process without CAP_DAC_READ_SEARCH
 	} else {
+		if fi, err := d.Stat(); err == nil {
+			r.size = fi.Size()
+		}
 		names, err := d.Readdirnames(-1)
 		d.Close()
 		if err != nil && processGone(err) {
 			r.gone = true
 			return r
 		}
+		var known []fdInode
+		if prev != nil && mode == readAdded {
+			known = prev.fds
+		}
+		r.fds = make([]fdInode, 0, len(names))
 		buf := make([]byte, 0, len(fdDir)+16)
 		for _, n := range names {
+			fd, err := strconv.Atoi(n)
+			if err != nil {
+				continue
+			}
+			if i, ok := slices.BinarySearchFunc(known, fd, func(f fdInode, fd int) int { return cmp.Compare(f.fd, fd) }); ok {
+				r.fds = append(r.fds, known[i])
+				continue
+			}
 			buf = append(append(append(buf[:0], fdDir...), '/'), n...)
 			target, err := os.Readlink(string(buf))
 			if errors.Is(err, fs.ErrPermission) {
@@ -297,18 +619,22 @@ func (o *Owners) scan(pid int, prev Process, known bool) scanned {
 			if err != nil {
 				continue // fd closed meanwhile, or process gone: skip
 			}
-			if ino, ok := socketInode(target); ok {
-				r.inodes = append(r.inodes, ino)
-			}
+			ino, _ := socketInode(target)
+			r.fds = append(r.fds, fdInode{fd, ino})
 		}
+		slices.SortFunc(r.fds, func(a, b fdInode) int { return cmp.Compare(a.fd, b.fd) })
 	}
+	if mode == readAdded {
+		return r // comm, uid and cgroup are kept
+	}
+	r.meta = true
 	if b, err := os.ReadFile(filepath.Join(base, "comm")); err == nil {
 		r.proc.Comm = string(bytes.TrimRight(b, "\n"))
 	} else if processGone(err) {
 		r.gone = true
 		return r
 	}
-	if known && prev.Comm == r.proc.Comm {
+	if prev != nil && prev.Comm == r.proc.Comm {
 		r.proc.UID, r.proc.Cgroup = prev.UID, prev.Cgroup
 		return r
 	}

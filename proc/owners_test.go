@@ -102,16 +102,21 @@ func TestOwnersIncremental(t *testing.T) {
 	root := t.TempDir()
 	clock := newFakeClock()
 	fakeProc(t, root, 100, "server", 0, "/", 1)
-	o := newTestOwners(t, root, &OwnersConfig{RescanInterval: time.Second}, clock)
+	o := newTestOwners(t, root, &OwnersConfig{RescanInterval: time.Second, ListInterval: time.Second}, clock)
 	mustRefresh(t, o)
 
 	// Nothing changed and nothing missed: no fd directory is read again.
+	clock.advance(time.Second)
 	if st := mustRefresh(t, o); st.Scanned != 0 || st.Rescan {
 		t.Fatalf("idle refresh scanned %d (rescan %v), want 0", st.Scanned, st.Rescan)
 	}
 
-	// A new process is scanned alone.
+	// A new process is scanned alone, by the next listing.
 	fakeProc(t, root, 300, "client", 1000, "/", 3)
+	if st := mustRefresh(t, o); st.Scanned != 0 {
+		t.Fatalf("refresh within ListInterval scanned %d, want 0", st.Scanned)
+	}
+	clock.advance(time.Second)
 	if st := mustRefresh(t, o); st.Scanned != 1 {
 		t.Fatalf("refresh after a new pid scanned %d, want 1", st.Scanned)
 	}
@@ -119,22 +124,39 @@ func TestOwnersIncremental(t *testing.T) {
 		t.Fatalf("Lookup(3) = %+v, %v; want pid 300", p, ok)
 	}
 
-	// A known process opens a socket: unseen until a Lookup misses.
+	// A known process opens a socket: unseen until a Lookup misses; the
+	// process hinted is read first, and nothing else.
 	addSocketFD(t, root, 100, 9, 2)
+	clock.advance(time.Second)
 	mustRefresh(t, o)
 	if _, ok := o.Lookup(2); ok {
-		t.Fatal("new socket of a known pid found without a rescan")
+		t.Fatal("new socket of a known pid found without a search")
 	}
-	clock.advance(2 * time.Second)
-	if st := mustRefresh(t, o); !st.Rescan || st.Scanned != 2 {
-		t.Fatalf("refresh after a miss = %+v, want a rescan of 2", st)
+	o.Hint(100)
+	if st := mustRefresh(t, o); st.Rescan || st.Scanned != 1 {
+		t.Fatalf("refresh after a miss in a hinted pid = %+v, want one read and no rescan", st)
 	}
 	if p, ok := o.Lookup(2); !ok || p.PID != 100 {
-		t.Fatalf("Lookup(2) after rescan = %+v, %v; want pid 100", p, ok)
+		t.Fatalf("Lookup(2) after the search = %+v, %v; want pid 100", p, ok)
 	}
 
-	// Rescans are rate limited.
+	// Where a miss was found is looked at first next time, without a hint.
+	addSocketFD(t, root, 100, 10, 4)
+	o.Lookup(4)
+	if st := mustRefresh(t, o); st.Rescan || st.Scanned != 1 {
+		t.Fatalf("refresh after a miss in a recent pid = %+v, want one read and no rescan", st)
+	}
+	if p, ok := o.Lookup(4); !ok || p.PID != 100 {
+		t.Fatalf("Lookup(4) = %+v, %v; want pid 100", p, ok)
+	}
+
+	// Full rescans are rate limited; a miss waits for the next one.
 	o.Lookup(424242)
+	clock.advance(2 * time.Second)
+	if st := mustRefresh(t, o); !st.Rescan {
+		t.Fatalf("refresh after an unresolved miss = %+v, want a rescan", st)
+	}
+	o.Lookup(424243)
 	if st := mustRefresh(t, o); st.Rescan {
 		t.Fatal("rescanned twice within RescanInterval")
 	}
@@ -153,14 +175,40 @@ func TestOwnersIncremental(t *testing.T) {
 	o.Lookup(424242)
 	clock.advance(time.Second)
 	st := mustRefresh(t, o)
-	if st.Processes != 1 || st.Sockets != 1 {
-		t.Fatalf("after exit and close: %+v, want 1 process, 1 socket", st)
+	if st.Processes != 1 || st.Sockets != 2 {
+		t.Fatalf("after exit and close: %+v, want 1 process, 2 sockets", st)
 	}
 	if _, ok := o.Lookup(3); ok {
 		t.Fatal("socket of a vanished pid still found")
 	}
 	if _, ok := o.Lookup(2); ok {
 		t.Fatal("closed socket still found")
+	}
+}
+
+// TestOwnersReusedFD: a socket closed and another opened on the same fd
+// number is found too, although the fd number is not new.
+func TestOwnersReusedFD(t *testing.T) {
+	root := t.TempDir()
+	clock := newFakeClock()
+	fakeProc(t, root, 100, "server", 0, "/", 1, 2)
+	o := newTestOwners(t, root, nil, clock)
+	mustRefresh(t, o)
+	link := filepath.Join(root, "100", "fd", "4")
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	addSocketFD(t, root, 100, 4, 7)
+	o.Lookup(7)
+	o.Hint(100)
+	if st := mustRefresh(t, o); st.Rescan {
+		t.Fatalf("refresh = %+v, want the hinted process read again, not a rescan", st)
+	}
+	if p, ok := o.Lookup(7); !ok || p.PID != 100 {
+		t.Fatalf("Lookup(7) = %+v, %v; want pid 100", p, ok)
+	}
+	if _, ok := o.Lookup(2); ok {
+		t.Fatal("the closed socket's inode is still indexed")
 	}
 }
 
@@ -196,22 +244,29 @@ func TestOwnersBounded(t *testing.T) {
 
 func TestOwnersSharedSocket(t *testing.T) {
 	root := t.TempDir()
+	clock := newFakeClock()
 	// A socket inherited across fork is in both fd tables.
 	fakeProc(t, root, 10, "parent", 0, "/", 77)
-	fakeProc(t, root, 11, "child", 0, "/", 77)
-	o := newTestOwners(t, root, nil, newFakeClock())
+	fakeProc(t, root, 11, "child", 0, "/", 77, 78)
+	o := newTestOwners(t, root, nil, clock)
 	mustRefresh(t, o)
 	p, ok := o.Lookup(77)
 	if !ok || (p.PID != 10 && p.PID != 11) {
 		t.Fatalf("Lookup(shared) = %+v, %v", p, ok)
 	}
-	// When the holder exits the other one takes over after a rescan.
+	if q, ok := o.Sole(77); ok {
+		t.Fatalf("Sole(shared) = %+v, want none", q)
+	}
+	if q, ok := o.Sole(78); !ok || q.PID != 11 {
+		t.Fatalf("Sole(78) = %+v, %v; want pid 11", q, ok)
+	}
+	// When the holder exits the other one takes over after a search.
 	if err := os.RemoveAll(filepath.Join(root, strconv.Itoa(p.PID))); err != nil {
 		t.Fatal(err)
 	}
+	clock.advance(time.Hour)
 	mustRefresh(t, o)
 	o.Lookup(77)
-	o.now = func() time.Time { return time.Now().Add(time.Hour) }
 	mustRefresh(t, o)
 	if q, ok := o.Lookup(77); !ok || q.PID == p.PID {
 		t.Fatalf("Lookup(shared) after %d exited = %+v, %v", p.PID, q, ok)
@@ -247,5 +302,37 @@ func TestOwnersRescanRereadsChangedProcess(t *testing.T) {
 	want := Process{PID: 100, Comm: "nginx", UID: 33, Cgroup: "/b"}
 	if p, ok := o.Lookup(1); !ok || p != want {
 		t.Fatalf("Lookup(1) after exec = %+v, %v; want %+v", p, ok, want)
+	}
+}
+
+// TestOwnersWideSearchPaced: a miss that the hinted and recent processes
+// do not explain lists the processes at once, but at most every wideEvery;
+// a miss in between waits for the next one instead of being dropped.
+func TestOwnersWideSearchPaced(t *testing.T) {
+	root := t.TempDir()
+	clock := newFakeClock()
+	fakeProc(t, root, 100, "server", 0, "/", 1)
+	o := newTestOwners(t, root, &OwnersConfig{ListInterval: time.Hour, RescanInterval: time.Hour}, clock)
+	mustRefresh(t, o)
+
+	fakeProc(t, root, 200, "curl", 0, "/", 2)
+	o.Lookup(2)
+	clock.advance(wideEvery)
+	if st := mustRefresh(t, o); st.Scanned != 1 {
+		t.Fatalf("refresh after a miss = %+v, want the new process scanned", st)
+	}
+	if p, ok := o.Lookup(2); !ok || p.PID != 200 {
+		t.Fatalf("Lookup(2) = %+v, %v; want pid 200", p, ok)
+	}
+
+	fakeProc(t, root, 300, "wget", 0, "/", 3)
+	o.Lookup(3)
+	if st := mustRefresh(t, o); st.Scanned != 0 {
+		t.Fatalf("refresh within wideEvery = %+v, want nothing read", st)
+	}
+	clock.advance(wideEvery)
+	mustRefresh(t, o)
+	if p, ok := o.Lookup(3); !ok || p.PID != 300 {
+		t.Fatalf("Lookup(3) after wideEvery = %+v, %v; want pid 300", p, ok)
 	}
 }

@@ -12,7 +12,8 @@ import (
 type TableConfig struct {
 	// MaxConns caps the connections remembered, live and recently gone
 	// together (default 65536). Gone ones are evicted first, oldest first;
-	// live sockets beyond the cap are not recorded.
+	// live sockets beyond the cap are not recorded. It also caps the
+	// listeners, and a dump holds at most twice as many sockets.
 	MaxConns int
 	// RecentFor is how long a connection is remembered after it vanished
 	// from the socket tables (default 2 minutes).
@@ -60,9 +61,13 @@ type Entry struct {
 	Socket
 	Process Process // the owner, if Owned
 	Owned   bool    // Process is known
+	// Shared means other processes hold the socket too (inherited across
+	// fork): Process is one of them.
+	Shared bool
 	// ViaListener means Process is the owner of the listener on Local, not
 	// of this socket: the socket has no inode because it still waits in the
-	// accept queue, or because it was closed (TIME-WAIT, FIN-WAIT-2).
+	// accept queue, or because it was closed (TIME-WAIT, FIN-WAIT-2). Only
+	// a listener that one process holds lends its owner.
 	ViaListener bool
 	FirstSeen   time.Time // first snapshot or lookup that showed the socket
 	Seen        time.Time // latest snapshot or lookup that showed it
@@ -90,6 +95,15 @@ type TableStats struct {
 	Dropped       int // live sockets not recorded because of MaxConns, cumulative
 }
 
+// Refreshed says what a RefreshAll or RefreshListeners did.
+type Refreshed struct {
+	Sockets int  // sockets the dump returned
+	Full    bool // every state was dumped, not only listeners
+	// Took is how long the dump and the merge took, without the owner
+	// index's update (which paces its own costly part).
+	Took time.Duration
+}
+
 type connKey struct{ local, remote netip.AddrPort }
 
 // Table is a bounded socket table for attributing resets. Refresh it
@@ -110,20 +124,92 @@ type Table struct {
 	cfg    TableConfig
 
 	refreshMu sync.Mutex // serialises Refresh
-	buf       []Socket
 
 	mu        sync.RWMutex
-	gen       uint64
+	gen       uint64 // of the last full dump: conns not in it are gone
+	lgen      uint64 // of the last dump of listeners
 	conns     map[connKey]tableEntry
 	gone      []goneRef // conns that vanished, in order of Gone
 	listeners map[netip.AddrPort]tableEntry
 	last      map[netip.AddrPort]LastListener
-	dropped   int
+	lastOrder []lastRef // closed listeners in order of Until, for eviction
+	// queued holds live connections last seen without an inode, still
+	// in a listener's accept queue: each refresh looks them up again
+	// (exactly, which is cheap) until accept(2) gives them an inode,
+	// so that the process that accepted them is found without waiting
+	// for the next full dump.
+	queued  map[connKey]struct{}
+	dropped int
 }
 
+// maxQueued bounds Table.queued; recheckPerRefresh bounds the lookups
+// one refresh spends on it.
+const (
+	maxQueued         = 256
+	recheckPerRefresh = 64
+)
+
+type lastRef struct {
+	key   netip.AddrPort
+	until time.Time
+}
+
+// tableEntry is an Entry as the table stores it: about 100 bytes less
+// (the owner is a pointer into the owner index, times are nanoseconds),
+// which matters with tens of thousands of sockets.
 type tableEntry struct {
-	Entry
-	gen uint64
+	Socket
+	owner             *Process // nil: unknown
+	first, seen, gone int64    // Unix nanoseconds; 0: unset
+	gen               uint64
+	flags             entryFlags
+}
+
+type entryFlags uint8
+
+const (
+	flagShared entryFlags = 1 << iota
+	flagViaListener
+	flagLive
+)
+
+func (e *tableEntry) owned() bool           { return e.owner != nil }
+func (e *tableEntry) has(f entryFlags) bool { return e.flags&f != 0 }
+
+// setOwner records p (nil: unknown) as the owner.
+func (e *tableEntry) setOwner(p *Process, shared, via bool) {
+	e.owner = p
+	e.flags &^= flagShared | flagViaListener
+	if shared {
+		e.flags |= flagShared
+	}
+	if via {
+		e.flags |= flagViaListener
+	}
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// entry expands e. It does not allocate.
+func (e *tableEntry) entry() Entry {
+	x := Entry{Socket: e.Socket, FirstSeen: fromNanos(e.first), Seen: fromNanos(e.seen), Gone: fromNanos(e.gone),
+		Shared: e.has(flagShared), ViaListener: e.has(flagViaListener), Live: e.has(flagLive)}
+	if e.owner != nil {
+		x.Process, x.Owned = *e.owner, true
+	}
+	return x
 }
 
 type goneRef struct {
@@ -140,6 +226,7 @@ func NewTable(src Source, owners *Owners, cfg *TableConfig) *Table {
 		cfg:       cfg.withDefaults(),
 		conns:     make(map[connKey]tableEntry),
 		listeners: make(map[netip.AddrPort]tableEntry),
+		queued:    make(map[connKey]struct{}),
 		last:      make(map[netip.AddrPort]LastListener),
 	}
 }
@@ -160,76 +247,218 @@ func keyOf(s *Socket) connKey { return connKey{unmapAP(s.Local), unmapAP(s.Remot
 // interrupted (ErrDumpInterrupted) the partial snapshot is merged and the
 // error returned; sockets missing from it are only marked gone, not lost.
 func (t *Table) Refresh(now time.Time) error {
+	_, err := t.refresh(now, t.cfg.States)
+	return err
+}
+
+// RefreshListeners is Refresh for listening sockets only: much cheaper
+// when there are many connections (the kernel walks only its listener
+// hash), for when something else says connections did not change.
+// Connections are left as they are.
+func (t *Table) RefreshListeners(now time.Time) (Refreshed, error) {
+	return t.refresh(now, t.cfg.States&Mask(Listen))
+}
+
+// RefreshAll is Refresh, saying what it did.
+func (t *Table) RefreshAll(now time.Time) (Refreshed, error) {
+	return t.refresh(now, t.cfg.States)
+}
+
+// eachDumper is a Source that hands over a dump datagram by datagram
+// (*Diag), so that a refresh never holds the whole dump in memory.
+type eachDumper interface {
+	dumpEach(family uint8, states StateMask, begin func(), fn func([]Socket)) error
+}
+
+// unowned is a socket a refresh recorded before its owner was known.
+type unowned struct {
+	listen bool
+	key    connKey // for a listener, key.local only
+	inode  uint64
+}
+
+func (t *Table) refresh(now time.Time, states StateMask) (Refreshed, error) {
 	t.refreshMu.Lock()
 	defer t.refreshMu.Unlock()
 
+	start := time.Now()
+	var ownersTook time.Duration
+	full := states != states&Mask(Listen)
+	t.mu.Lock()
+	t.lgen++
+	if full {
+		t.gen++
+	}
+	t.mu.Unlock()
+
+	// Merge each datagram's sockets as they come. A dump holds at most
+	// two tables' worth (connections and listeners); the rest is counted
+	// as dropped.
+	limit := 2 * t.cfg.MaxConns
+	var pending []unowned
+	var n, over, attemptStart, overStart int
+	begin := func() { n, over = attemptStart, overStart }
+	merge := func(ss []Socket) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for i := range ss {
+			if n >= limit {
+				over++
+				continue
+			}
+			n++
+			s := &ss[i]
+			old, existed := t.lookupLocked(s)
+			e, put := t.putLocked(s, now)
+			if !put || s.Inode == 0 || e.owned() && !e.has(flagViaListener) || t.owners == nil || existed && old.Inode == s.Inode {
+				continue
+			}
+			// A socket the owner index was not asked about yet: a
+			// miss makes the coming owner refresh look for it, first
+			// in the process that owns the listener on its port (the
+			// accepting server, as a rule).
+			t.owners.Lookup(s.Inode)
+			if s.State != Listen {
+				if l, ok := t.listeningLocked(s.Local); ok && l.owned() {
+					t.owners.Hint(l.owner.PID)
+				}
+			}
+			if len(pending) < maxPendingOwners {
+				pending = append(pending, unowned{s.State == Listen, connKey{unmapAP(s.Local), unmapAP(s.Remote)}, s.Inode})
+			}
+		}
+	}
 	var errs []error
-	buf := t.buf[:0]
 	for _, fam := range []uint8{afInet, afInet6} {
+		attemptStart, overStart = n, over
 		var err error
-		buf, err = t.src.AppendDump(buf, fam, t.cfg.States)
+		if d, ok := t.src.(eachDumper); ok {
+			err = d.dumpEach(fam, states, begin, merge)
+		} else {
+			var buf []Socket
+			buf, err = t.src.AppendDump(nil, fam, states)
+			merge(buf)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrDumpInterrupted) {
-				t.buf = buf[:0]
-				return fmt.Errorf("proc: failed to refresh socket table: %w", err)
+				return Refreshed{Sockets: n, Full: full}, fmt.Errorf("proc: failed to refresh socket table: %w", err)
 			}
 			errs = append(errs, err)
 		}
 	}
-	t.buf = buf
-	partial := len(errs) > 0
+	// A dump cut at its cap is as incomplete as an interrupted one.
+	partial := len(errs) > 0 || over > 0
+	t.recheckQueued(merge)
 
 	if t.owners != nil {
-		// Ask the owner index about sockets it has not been asked about:
-		// a miss makes the coming Refresh re-read fd directories.
-		t.mu.RLock()
-		for i := range buf {
-			s := &buf[i]
-			if s.Inode == 0 {
-				continue
-			}
-			if e, ok := t.lookupLocked(s); ok && e.Inode == s.Inode {
-				continue
-			}
-			t.owners.Lookup(s.Inode)
-		}
-		t.mu.RUnlock()
+		ostart := time.Now()
 		if err := t.owners.Refresh(); err != nil {
 			errs = append(errs, err)
 		}
+		ownersTook = time.Since(ostart)
 	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.gen++
-	for i := range buf {
-		t.putLocked(&buf[i], now, t.gen)
+	t.dropped += over
+	for _, u := range pending {
+		t.ownLocked(u)
 	}
+	nowNs := nanos(now)
 	for k, e := range t.listeners {
 		// Skip what this snapshot showed, what a Lookup found after it was
 		// taken, and everything if an interrupted dump may have missed it.
-		if e.gen == t.gen || e.Seen.After(now) || partial {
+		if e.gen == t.lgen || e.seen > nowNs || partial {
 			continue
 		}
-		t.rememberListenerLocked(k, &e.Entry, now)
+		t.rememberListenerLocked(k, &e, now)
 		delete(t.listeners, k)
 	}
-	for k, e := range t.conns {
-		if e.gen == t.gen && !e.Owned && e.Inode == 0 {
-			if l, ok := t.listeningLocked(k.local); ok && l.Owned {
-				e.Process, e.Owned, e.ViaListener = l.Process, true, true
-				t.conns[k] = e
+	if full {
+		for k, e := range t.conns {
+			if e.gen == t.gen && e.Inode == 0 && (e.State == Established || e.State == CloseWait) && len(t.queued) < maxQueued {
+				if _, ok := t.listeningLocked(k.local); ok {
+					t.queued[k] = struct{}{}
+				}
 			}
+			if e.gen == t.gen && !e.owned() && e.Inode == 0 {
+				if l, ok := t.listeningLocked(k.local); ok && l.owned() && !l.has(flagShared) {
+					e.setOwner(l.owner, false, true)
+					t.conns[k] = e
+				}
+			}
+			if e.gen == t.gen || !e.has(flagLive) || e.seen > nowNs || partial {
+				continue
+			}
+			e.flags &^= flagLive
+			e.gone = nowNs
+			t.conns[k] = e
+			t.gone = append(t.gone, goneRef{k, now})
 		}
-		if e.gen == t.gen || !e.Live || e.Seen.After(now) || partial {
-			continue
-		}
-		e.Live, e.Gone = false, now
-		t.conns[k] = e
-		t.gone = append(t.gone, goneRef{k, now})
 	}
 	t.evictLocked(now)
-	return errors.Join(errs...)
+	return Refreshed{Sockets: n, Full: full, Took: time.Since(start) - ownersTook}, errors.Join(errs...)
+}
+
+// recheckQueued looks up the queued connections again and merges those
+// that have an inode now; it forgets those that got one, closed or are
+// gone from the table.
+func (t *Table) recheckQueued(merge func([]Socket)) {
+	lk, ok := t.src.(lookuper)
+	if !ok {
+		return
+	}
+	t.mu.RLock()
+	keys := make([]connKey, 0, min(len(t.queued), recheckPerRefresh))
+	for k := range t.queued {
+		if len(keys) == recheckPerRefresh {
+			break
+		}
+		keys = append(keys, k)
+	}
+	t.mu.RUnlock()
+	for _, k := range keys {
+		s, found, err := lk.Lookup(k.local, k.remote)
+		if err == nil && found && s.Inode == 0 {
+			continue // still waiting for accept(2)
+		}
+		t.mu.Lock()
+		delete(t.queued, k)
+		t.mu.Unlock()
+		if err == nil && found {
+			merge([]Socket{s})
+		}
+	}
+}
+
+// maxPendingOwners bounds the sockets one refresh fills in owners for
+// after the owner index's update; the others get theirs at the next
+// refresh or lookup.
+const maxPendingOwners = 4096
+
+// ownLocked fills in the owner of u's entry, if it is still the same
+// socket and the owner index now knows it.
+func (t *Table) ownLocked(u unowned) {
+	var e tableEntry
+	var ok bool
+	if u.listen {
+		e, ok = t.listeners[u.key.local]
+	} else {
+		e, ok = t.conns[u.key]
+	}
+	if !ok || e.Inode != u.inode || e.owned() && !e.has(flagViaListener) {
+		return
+	}
+	p, shared, found := t.owners.ref(u.inode)
+	if !found {
+		return
+	}
+	e.setOwner(p, shared, false)
+	if u.listen {
+		t.listeners[u.key.local] = e
+	} else {
+		t.conns[u.key] = e
+	}
 }
 
 // lookupLocked finds the current entry for s's key.
@@ -242,14 +471,18 @@ func (t *Table) lookupLocked(s *Socket) (tableEntry, bool) {
 	return e, ok
 }
 
-// putLocked records s as seen at now.
-func (t *Table) putLocked(s *Socket, now time.Time, gen uint64) Entry {
+// putLocked records s as seen at now, in the current generation.
+func (t *Table) putLocked(s *Socket, now time.Time) (tableEntry, bool) {
 	if s.State == Listen {
 		k := unmapAP(s.Local)
-		e := t.listeners[k]
-		t.update(&e, s, now, gen)
+		e, ok := t.listeners[k]
+		if !ok && len(t.listeners) >= t.cfg.MaxConns {
+			t.dropped++
+			return tableEntry{}, false
+		}
+		t.update(&e, s, now, t.lgen)
 		t.listeners[k] = e
-		return e.Entry
+		return e, true
 	}
 	k := keyOf(s)
 	e, ok := t.conns[k]
@@ -257,23 +490,24 @@ func (t *Table) putLocked(s *Socket, now time.Time, gen uint64) Entry {
 		t.evictLocked(now)
 		if len(t.conns) >= t.cfg.MaxConns && !t.evictOldestGoneLocked() {
 			t.dropped++
-			return Entry{}
+			return tableEntry{}, false
 		}
 	}
-	t.update(&e, s, now, gen)
+	t.update(&e, s, now, t.gen)
 	t.conns[k] = e
-	return e.Entry
+	return e, true
 }
 
 func (t *Table) update(e *tableEntry, s *Socket, now time.Time, gen uint64) {
-	if e.FirstSeen.IsZero() || !sameSocket(&e.Socket, s) {
+	if e.first == 0 || !sameSocket(&e.Socket, s) {
 		// A new socket, possibly reusing a 4-tuple.
-		e.Entry = Entry{FirstSeen: now}
+		*e = tableEntry{first: nanos(now)}
 	}
-	e.Socket, e.Seen, e.Live, e.Gone, e.gen = *s, now, true, time.Time{}, gen
-	if (!e.Owned || e.ViaListener) && t.owners != nil && s.Inode != 0 {
-		if p, ok := t.owners.get(s.Inode); ok {
-			e.Process, e.Owned, e.ViaListener = p, true, false
+	e.Socket, e.seen, e.gone, e.gen = *s, nanos(now), 0, gen
+	e.flags |= flagLive
+	if (!e.owned() || e.has(flagViaListener|flagShared)) && t.owners != nil && s.Inode != 0 {
+		if p, shared, ok := t.owners.ref(s.Inode); ok {
+			e.setOwner(p, shared, false)
 		}
 	}
 }
@@ -289,24 +523,45 @@ func sameSocket(a, b *Socket) bool {
 	return a.Inode == 0 || b.Inode == 0 || a.Inode == b.Inode
 }
 
-func (t *Table) rememberListenerLocked(k netip.AddrPort, e *Entry, now time.Time) {
-	if _, ok := t.last[k]; !ok && len(t.last) >= t.cfg.MaxLastListeners {
-		var oldest netip.AddrPort
-		var when time.Time
-		for k2, l := range t.last {
-			if when.IsZero() || l.Until.Before(when) {
-				oldest, when = k2, l.Until
-			}
+func (t *Table) rememberListenerLocked(k netip.AddrPort, e *tableEntry, now time.Time) {
+	if _, ok := t.last[k]; !ok {
+		for len(t.last) >= t.cfg.MaxLastListeners && t.popLastLocked() {
 		}
-		delete(t.last, oldest)
 	}
-	l := LastListener{Local: e.Local, Inode: e.Inode, Seen: e.Seen, Until: now}
-	if e.Owned {
-		l.PID, l.Comm, l.UID = e.Process.PID, e.Process.Comm, e.Process.UID
+	l := LastListener{Local: e.Local, Inode: e.Inode, Seen: fromNanos(e.seen), Until: now}
+	if e.owned() {
+		l.PID, l.Comm, l.UID = e.owner.PID, e.owner.Comm, e.owner.UID
 	} else {
 		l.UID = e.UID
 	}
 	t.last[k] = l
+	t.lastOrder = append(t.lastOrder, lastRef{k, now})
+	if len(t.lastOrder) > 64 && len(t.lastOrder) > 2*len(t.last) {
+		// References to entries since replaced: keep the live ones.
+		live := make([]lastRef, 0, 2*len(t.last))
+		for _, r := range t.lastOrder {
+			if l, ok := t.last[r.key]; ok && l.Until.Equal(r.until) {
+				live = append(live, r)
+			}
+		}
+		t.lastOrder = live
+	}
+}
+
+// popLastLocked forgets the closed listener that closed longest ago, if
+// any, and reports whether one was left to forget. Each closed listener
+// has one reference in lastOrder, in order of closing (a listener closed
+// again later has a newer one), so this is O(1) amortised.
+func (t *Table) popLastLocked() bool {
+	for len(t.lastOrder) > 0 {
+		r := t.lastOrder[0]
+		t.lastOrder = t.lastOrder[1:]
+		if l, ok := t.last[r.key]; ok && l.Until.Equal(r.until) {
+			delete(t.last, r.key)
+			return true
+		}
+	}
+	return false
 }
 
 // evictLocked drops gone connections older than RecentFor and closed
@@ -318,10 +573,15 @@ func (t *Table) evictLocked(now time.Time) {
 	if len(t.gone) > 0 && cap(t.gone) > 64 && len(t.gone) < cap(t.gone)/4 {
 		t.gone = append([]goneRef(nil), t.gone...) // let the old backing array go
 	}
-	for k, l := range t.last {
-		if now.Sub(l.Until) >= t.cfg.ListenerFor {
-			delete(t.last, k)
+	for len(t.lastOrder) > 0 && now.Sub(t.lastOrder[0].until) >= t.cfg.ListenerFor {
+		r := t.lastOrder[0]
+		t.lastOrder = t.lastOrder[1:]
+		if l, ok := t.last[r.key]; ok && l.Until.Equal(r.until) {
+			delete(t.last, r.key)
 		}
+	}
+	if len(t.lastOrder) > 0 && cap(t.lastOrder) > 64 && len(t.lastOrder) < cap(t.lastOrder)/4 {
+		t.lastOrder = append([]lastRef(nil), t.lastOrder...)
 	}
 }
 
@@ -340,7 +600,7 @@ func (t *Table) evictOldestGoneLocked() bool {
 func (t *Table) popGoneLocked() bool {
 	g := t.gone[0]
 	t.gone = t.gone[1:]
-	if e, ok := t.conns[g.key]; ok && !e.Live && e.Gone.Equal(g.when) {
+	if e, ok := t.conns[g.key]; ok && !e.has(flagLive) && e.gone == nanos(g.when) {
 		delete(t.conns, g.key)
 		return true
 	}
@@ -355,7 +615,7 @@ func (t *Table) Conn(local, remote netip.AddrPort) (Entry, bool) {
 	t.mu.RLock()
 	e, ok := t.conns[k]
 	t.mu.RUnlock()
-	return e.Entry, ok
+	return e.entry(), ok
 }
 
 // wildcards returns the listener keys that accept connections to addr, most
@@ -381,7 +641,7 @@ func (t *Table) Listening(addr netip.AddrPort) (Entry, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	e, ok := t.listeningLocked(addr)
-	return e.Entry, ok
+	return e.entry(), ok
 }
 
 func (t *Table) listeningLocked(addr netip.AddrPort) (tableEntry, bool) {
@@ -442,13 +702,26 @@ func (t *Table) Lookup(local, remote netip.AddrPort) (Entry, bool, error) {
 		e, found := t.Conn(local, remote)
 		return e, found, nil
 	}
+	missed := false
 	if t.owners != nil && s.Inode != 0 {
-		t.owners.Lookup(s.Inode) // a miss asks the next Refresh to rescan
+		_, found := t.owners.Lookup(s.Inode) // a miss asks the next Refresh to look
+		missed = !found
 	}
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.putLocked(&s, now, t.gen)
+	te, _ := t.putLocked(&s, now)
+	e := te.entry()
+	if missed && s.State != Listen {
+		// Look first in the process on either end's listener: the
+		// server that accepted it, or, for a client on this host, the
+		// server it connected to (often the same program).
+		for _, a := range [2]netip.AddrPort{s.Local, s.Remote} {
+			if l, ok := t.listeningLocked(a); ok && l.owned() {
+				t.owners.Hint(l.owner.PID)
+			}
+		}
+	}
 	return e, true, nil
 }
 
@@ -458,7 +731,7 @@ func (t *Table) Stats() TableStats {
 	defer t.mu.RUnlock()
 	st := TableStats{Listeners: len(t.listeners), LastListeners: len(t.last), Dropped: t.dropped}
 	for _, e := range t.conns {
-		if e.Live {
+		if e.has(flagLive) {
 			st.Live++
 		} else {
 			st.Recent++

@@ -367,3 +367,122 @@ func TestTableLookupsNoAllocs(t *testing.T) {
 		t.Fatalf("lookups allocate %v times, want 0", n)
 	}
 }
+
+// TestTableListenersCapped: listeners count against MaxConns like
+// connections, and a dump records at most twice MaxConns sockets.
+func TestTableListenersCapped(t *testing.T) {
+	src := &fakeSource{}
+	tab := NewTable(src, nil, &TableConfig{MaxConns: 2})
+	var ss []Socket
+	for i := range 5 {
+		ss = append(ss, Socket{Local: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(1000+i)), State: Listen, Inode: uint64(i + 1)})
+	}
+	src.set(ss...)
+	mustTableRefresh(t, tab, at(0))
+	// Four of five fit in the dump; two of those in the listeners map.
+	if st := tab.Stats(); st.Listeners != 2 || st.Dropped != 3 {
+		t.Fatalf("stats = %+v, want 2 listeners and 3 dropped", st)
+	}
+	// A dump cut short says nothing about what it did not show: the
+	// listeners it missed are not taken for closed.
+	if st := tab.Stats(); st.LastListeners != 0 {
+		t.Fatalf("stats = %+v, want no closed listeners", st)
+	}
+}
+
+// TestTableLastListenersChurn: a port that listens and closes over and
+// over keeps one closed listener, and the eviction order stays bounded.
+func TestTableLastListenersChurn(t *testing.T) {
+	src := &fakeSource{}
+	tab := NewTable(src, nil, &TableConfig{MaxLastListeners: 8})
+	ln := Socket{Local: ap("127.0.0.1:7000"), State: Listen, Inode: 1}
+	for i := range 1000 {
+		src.set(ln)
+		mustTableRefresh(t, tab, at(time.Duration(2*i)*time.Second))
+		src.set()
+		mustTableRefresh(t, tab, at(time.Duration(2*i+1)*time.Second))
+	}
+	if st := tab.Stats(); st.LastListeners != 1 {
+		t.Fatalf("stats = %+v, want 1 closed listener", st)
+	}
+	if n := len(tab.lastOrder); n > 2*len(tab.last)+64 {
+		t.Fatalf("%d eviction references for %d closed listeners", n, len(tab.last))
+	}
+	if l, ok := tab.LastListener(ap("127.0.0.1:7000")); !ok || !l.Until.Equal(at(1999*time.Second)) {
+		t.Fatalf("LastListener = %+v, %v; want the last close", l, ok)
+	}
+}
+
+// TestTableRefreshListeners: a listeners-only refresh notices closed
+// listeners but leaves connections alone.
+func TestTableRefreshListeners(t *testing.T) {
+	src := &fakeSource{}
+	tab := NewTable(src, nil, nil)
+	ln := Socket{Local: ap("127.0.0.1:7000"), State: Listen, Inode: 1}
+	conn := Socket{Local: ap("127.0.0.1:7000"), Remote: ap("127.0.0.1:50000"), State: Established, Inode: 2, Cookie: 2}
+	src.set(ln, conn)
+	mustTableRefresh(t, tab, at(0))
+	src.set()
+	r, err := tab.RefreshListeners(at(time.Second))
+	if err != nil || r.Full {
+		t.Fatalf("RefreshListeners = %+v, %v", r, err)
+	}
+	if _, ok := tab.LastListener(ap("127.0.0.1:7000")); !ok {
+		t.Fatal("closed listener not noticed")
+	}
+	if e, ok := tab.Conn(conn.Local, conn.Remote); !ok || !e.Live {
+		t.Fatalf("connection = %+v, %v; want still live until a full refresh", e, ok)
+	}
+	mustTableRefresh(t, tab, at(2*time.Second))
+	if e, ok := tab.Conn(conn.Local, conn.Remote); !ok || e.Live || !e.Gone.Equal(at(2*time.Second)) {
+		t.Fatalf("connection after a full refresh = %+v, %v; want gone", e, ok)
+	}
+}
+
+// TestTableSharedListenerLendsNoOwner: a listener several processes hold
+// (a pre-forked server) does not name the owner of its queued connections.
+func TestTableSharedListenerLendsNoOwner(t *testing.T) {
+	root := t.TempDir()
+	fakeProc(t, root, 100, "nginx", 33, "/", 20)
+	fakeProc(t, root, 101, "nginx", 33, "/", 20)
+	tab := NewTable(&fakeSource{}, newTestOwners(t, root, nil, newFakeClock()), nil)
+	src := tab.src.(*fakeSource)
+	ln := Socket{Local: ap("0.0.0.0:80"), State: Listen, Inode: 20}
+	queued := Socket{Local: ap("10.0.0.1:80"), Remote: ap("10.0.0.2:40000"), State: Established, Cookie: 5}
+	src.set(ln, queued)
+	mustTableRefresh(t, tab, at(0))
+	if l, ok := tab.Listening(ap("10.0.0.1:80")); !ok || !l.Owned || !l.Shared {
+		t.Fatalf("listener = %+v, %v; want owned and shared", l, ok)
+	}
+	if e, ok := tab.Conn(queued.Local, queued.Remote); !ok || e.Owned || e.ViaListener {
+		t.Fatalf("queued conn = %+v, %v; want no owner", e, ok)
+	}
+}
+
+// TestTableQueuedLookedUpAgain: a connection seen in the accept queue (no
+// inode) is looked up again at the next refresh, even a listeners-only
+// one, and gets the owner of the process that accepted it.
+func TestTableQueuedLookedUpAgain(t *testing.T) {
+	src := &fakeLookupSource{live: map[[2]netip.AddrPort]Socket{}}
+	tab := NewTable(src, testOwners(t), nil)
+	ln := Socket{Local: ap("127.0.0.1:8080"), State: Listen, Inode: 20}
+	queued := Socket{Local: ap("127.0.0.1:8080"), Remote: ap("127.0.0.1:40000"), State: Established, Cookie: 77}
+	src.set(ln, queued)
+	mustTableRefresh(t, tab, at(0))
+	if e, _ := tab.Conn(queued.Local, queued.Remote); !e.ViaListener || e.Process.PID != 100 {
+		t.Fatalf("queued conn = %+v, want the listener's owner", e)
+	}
+	// The worker accepted it; the table's next dump shows listeners only.
+	accepted := queued
+	accepted.Inode = 11
+	src.live[[2]netip.AddrPort{queued.Local, queued.Remote}] = accepted
+	if _, err := tab.RefreshListeners(at(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := tab.Conn(queued.Local, queued.Remote); e.ViaListener || !e.Owned || e.Process.PID != 200 || e.Inode != 11 {
+		t.Fatalf("accepted conn = %+v, want owned by the worker", e)
+	}
+	if n := len(tab.queued); n != 0 {
+		t.Fatalf("%d connections still queued for a lookup", n)
+	}
+}

@@ -16,6 +16,7 @@ const (
 	flagPort          = "port"
 	flagHost          = "host"
 	flagWrite         = "write"
+	flagPrint         = "print"
 	flagPcap          = "pcap"
 	flagRead          = "read"
 	flagNoExplain     = "no-explain"

@@ -49,7 +49,7 @@ func TestIntegrationCaptureFileRoundTrip(t *testing.T) {
 			t.Parallel()
 			ns := netnstest.New(t)
 			path := filepath.Join(t.TempDir(), "resets."+tt.format)
-			args := []string{"watch", "--json", "-w", path}
+			args := []string{"watch", "--json", "--print", "-w", path}
 			if tt.format == "pcap" {
 				args = append(args, "--pcap")
 			}
@@ -145,7 +145,7 @@ func TestIntegrationWriteStdout(t *testing.T) {
 func TestIntegrationWriteErrors(t *testing.T) {
 	t.Run("disk_full", func(t *testing.T) {
 		ns := netnstest.New(t)
-		w := startWatch(t, ns, "watch", "-w", "/dev/full")
+		w := startWatch(t, ns, "watch", "--print", "-w", "/dev/full")
 		snifftest.Refuse(t, ns, netip.MustParseAddrPort("127.0.0.1:49200"), netip.MustParseAddrPort("127.0.0.1:7211"))
 		// The file is flushed when the reset has been printed and nothing
 		// more is waiting: that write fails and ends the capture.

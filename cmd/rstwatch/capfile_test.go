@@ -195,7 +195,7 @@ func TestWriteFlags(t *testing.T) {
 		assertOneLineError(t, stdout, stderr, code, exitFailure, "cannot write capture file: open /nonexistent/dir/x.pcapng: no such file or directory")
 	})
 	t.Run("disk_full", func(t *testing.T) {
-		stdout, stderr, code := run(t, exec.Command(binary, "watch", "-r", in, "-w", "/dev/full"))
+		stdout, stderr, code := run(t, exec.Command(binary, "watch", "--print", "-r", in, "-w", "/dev/full"))
 		if code != exitFailure {
 			t.Errorf("exit code %d, want %d", code, exitFailure)
 		}
@@ -205,11 +205,36 @@ func TestWriteFlags(t *testing.T) {
 		}
 		assertErrorLine(t, stderr, "write /dev/full: ", "no space left on device")
 	})
+	t.Run("quiet", func(t *testing.T) {
+		// tcpdump's convention: -w alone writes the file and prints no
+		// reset lines; the summary stays on stderr.
+		out := filepath.Join(t.TempDir(), "out.pcapng")
+		stdout, stderr, code := run(t, exec.Command(binary, "watch", "-r", in, "-w", out))
+		if code != 0 || stdout != "" {
+			t.Fatalf("exit code %d, stdout %q; want 0 and nothing (stderr %q)", code, stdout, stderr)
+		}
+		if !strings.Contains(stderr, "3 resets in ") {
+			t.Errorf("stderr %q lacks the summary", stderr)
+		}
+		again, _, code := run(t, exec.Command(binary, "watch", "-r", out))
+		if n := strings.Count(again, "\n"); code != 0 || n != 3 {
+			t.Errorf("the file holds %d resets (exit %d), want 3", n, code)
+		}
+	})
+	t.Run("json_without_print", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "out.pcapng")
+		stdout, stderr, code := run(t, exec.Command(binary, "watch", "--json", "-r", in, "-w", out))
+		assertOneLineError(t, stdout, stderr, code, exitUsage, "add --print to print JSON lines too")
+	})
+	t.Run("print_to_stdout_file", func(t *testing.T) {
+		stdout, stderr, code := run(t, exec.Command(binary, "watch", "--print", "-r", in, "-w", "-"))
+		assertOneLineError(t, stdout, stderr, code, exitUsage, "--print cannot be used with -w -")
+	})
 	t.Run("rewrite", func(t *testing.T) {
 		// -r with -w: the resets of one file are written to another.
 		for _, format := range []string{"pcapng", "pcap"} {
 			out := filepath.Join(t.TempDir(), "out."+format)
-			args := []string{"watch", "--json", "-r", in, "-w", out}
+			args := []string{"watch", "--json", "--print", "-r", in, "-w", out}
 			if format == "pcap" {
 				args = append(args, "--pcap")
 			}

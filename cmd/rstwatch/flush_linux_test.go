@@ -83,7 +83,7 @@ func TestIntegrationFlushSYNAfterReset(t *testing.T) {
 		return err
 	})
 	defer ln.Close()
-	w := startWatch(t, ns, "watch", "-i", "lo", "--json", "-w", file)
+	w := startWatch(t, ns, "watch", "-i", "lo", "--json", "--print", "-w", file)
 	snifftest.Refuse(t, ns, netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:7211"))
 	ns.Do(t, func() error {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:7300", time.Second)
@@ -105,7 +105,7 @@ func TestIntegrationFlushForwardedDuplicate(t *testing.T) {
 	client.IP(t, "route", "add", "default", "via", "198.18.1.1")
 	server.IP(t, "route", "add", "default", "via", "198.18.2.1")
 	file := filepath.Join(t.TempDir(), "out.pcapng")
-	w := startWatch(t, router, "watch", "-w", file)
+	w := startWatch(t, router, "watch", "--print", "-w", file)
 	snifftest.Refuse(t, client, netip.AddrPort{}, netip.MustParseAddrPort("198.18.2.2:7211"))
 	waitOutput(t, w, "198.18.2.2.7211 > 198.18.1.2.", file)
 }
@@ -116,7 +116,7 @@ func TestIntegrationFlushForwardedDuplicate(t *testing.T) {
 func TestIntegrationFlushUndecodableTail(t *testing.T) {
 	ns := netnstest.New(t)
 	file := filepath.Join(t.TempDir(), "out.pcapng")
-	w := startWatch(t, ns, "watch", "-i", "lo", "--json", "--no-explain", "-w", file)
+	w := startWatch(t, ns, "watch", "-i", "lo", "--json", "--no-explain", "--print", "-w", file)
 	ns.Do(t, func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_RAW)
 		if err != nil {

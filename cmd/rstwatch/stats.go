@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/caps"
-	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/render"
+	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/stats"
 	"github.com/rstwatch/rstwatch/proc"
 	"github.com/rstwatch/rstwatch/proc/counters"
 	"github.com/rstwatch/rstwatch/proc/namespaces"
@@ -123,17 +122,21 @@ func runStats(c *cli.Context) error {
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	s := &statsRun{
-		out:    c.App.Writer,
-		errOut: c.App.ErrWriter,
-		json:   c.Bool(flagJSON),
-		count:  c.Int(flagCount),
-		rules:  rules,
-		read:   read,
-		ticks:  tick.C,
+	s := &stats.Run{
+		Out:    c.App.Writer,
+		ErrOut: c.App.ErrWriter,
+		JSON:   c.Bool(flagJSON),
+		Count:  c.Int(flagCount),
+		Rules:  rules,
+		Read:   read,
+		Ticks:  tick.C,
+		Redraw: !c.Bool(flagJSON) && isTerminal(c.App.Writer),
 	}
-	s.redraw = !s.json && isTerminal(c.App.Writer)
-	return s.run(c.Context, first, time.Now())
+	fired, err := s.Run(c.Context, first, time.Now())
+	if err == nil && fired {
+		err = alertError{}
+	}
+	return err
 }
 
 // parseAlerts parses every --alert expression. Its errors are usage errors
@@ -164,104 +167,4 @@ func statsCapabilities(t *namespaces.Target) []caps.Capability {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && isTTY(f)
-}
-
-// statsRun is one run of the stats command.
-type statsRun struct {
-	out, errOut io.Writer
-	json        bool
-	redraw      bool // stdout is a terminal: clear it before each block
-	count       int  // intervals to print; 0: until ctx ends
-	rules       []counters.Rule
-	read        func() (proc.Counters, error)
-	ticks       <-chan time.Time
-}
-
-// clearScreen moves the cursor home and clears the terminal (ECMA-48 CUP, ED).
-const clearScreen = "\x1b[H\x1b[2J"
-
-// run prints one block or JSON object per tick until ctx ends or count
-// intervals have passed. prev was read at start. It returns alertError{}
-// if any rule fired.
-func (s *statsRun) run(ctx context.Context, prev proc.Counters, start time.Time) error {
-	states := make([]counters.State, len(s.rules))
-	for i := range s.rules {
-		states[i].Rule = &s.rules[i]
-	}
-	var (
-		rows   []counters.Row
-		events []counters.Event
-		buf    []byte
-		ebuf   []byte
-		last   = start
-		n      int
-	)
-	for s.count == 0 || n < s.count {
-		var now time.Time
-		select {
-		case <-ctx.Done():
-			return s.finish(states, n)
-		case now = <-s.ticks:
-		}
-		cur, err := s.read()
-		if err != nil {
-			return err
-		}
-		n++
-		elapsed := now.Sub(last)
-		rows = counters.Rows(rows[:0], prev, cur, elapsed)
-		events = counters.Eval(events[:0], states, rows, now)
-		buf = buf[:0]
-		if s.json {
-			buf = render.AppendStatsJSON(buf, now, elapsed, rows, events)
-			buf = append(buf, '\n')
-			ebuf = ebuf[:0]
-			for i := range events {
-				ebuf = render.AppendAlertLine(ebuf, &events[i])
-				ebuf = append(ebuf, '\n')
-			}
-			if len(ebuf) > 0 {
-				if _, err := s.errOut.Write(ebuf); err != nil {
-					return fmt.Errorf("write alerts: %w", err)
-				}
-			}
-		} else {
-			if s.redraw {
-				buf = append(buf, clearScreen...)
-			} else if n > 1 {
-				buf = append(buf, '\n')
-			}
-			buf = render.AppendStatsText(buf, now, elapsed, rows)
-			for i := range events {
-				buf = render.AppendAlertLine(buf, &events[i])
-				buf = append(buf, '\n')
-			}
-		}
-		// One write per interval, so a block appears whole.
-		if _, err := s.out.Write(buf); err != nil {
-			return fmt.Errorf("write output: %w", err)
-		}
-		prev, last = cur, now
-	}
-	return s.finish(states, n)
-}
-
-// finish sums up the alerts on stderr and returns alertError{} if any rule
-// fired.
-func (s *statsRun) finish(states []counters.State, intervals int) error {
-	var fired []string
-	for i := range states {
-		if states[i].Fired > 0 {
-			fired = append(fired, fmt.Sprintf("%s (in %d of %d intervals)", states[i].Rule.Text, states[i].Fired, intervals))
-		}
-	}
-	if len(fired) == 0 {
-		return nil
-	}
-	rule := "rule"
-	if len(fired) > 1 {
-		rule = "rules"
-	}
-	fmt.Fprintf(s.errOut, "%d alert %s fired: %s\n", len(fired), rule, strings.Join(fired, ", "))
-	return alertError{}
 }

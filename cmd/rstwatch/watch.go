@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/netip"
@@ -21,7 +20,7 @@ func watchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "watch",
 		Usage:     "print every TCP reset on every interface as it happens (the default command)",
-		UsageText: "rstwatch [watch] [-i NAME]... [--port N]... [--host ADDR]... [-c N] [--duration D] [--json]",
+		UsageText: "rstwatch [watch] [-i NAME]... [--port N]... [--host ADDR]... [-c N] [--duration D] [--json] [-w FILE [--print]]",
 		Description: `Opens one capture on all interfaces at once (loopback included, IPv4 and IPv6;
 loopback's duplicate copy is dropped in the kernel, forwarded copies in user space)
 and prints one line per TCP reset:
@@ -31,17 +30,23 @@ and prints one line per TCP reset:
 direction is "in" (from another host), "out" (to another host) or "local" (both
 ends on this host). --port and --host are compiled into the kernel filter.
 
+-w FILE writes the resets to FILE and, as tcpdump's -w, prints no lines: the
+file keeps up with a storm. --print prints the lines (or --json) as well. The
+closing summary goes to stderr either way.
+
 Examples:
    rstwatch                              every reset on every interface
    rstwatch watch -i lo --port 7211      resets on loopback to or from port 7211
    rstwatch watch --json -c 100          the next 100 resets as JSON lines
    rstwatch watch --host 2001:db8::1 --duration 1m
-   rstwatch watch -w resets.pcapng       print and keep the evidence (Wireshark opens it)
+   rstwatch watch -w resets.pcapng       keep the evidence (Wireshark opens it), print nothing
+   rstwatch watch -w resets.pcapng --print   keep it and print the lines too
    rstwatch watch -r capture.pcap        the resets in a file from tcpdump, Wireshark, ...
 
 Needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep rstwatch).`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object per reset per line, nothing else on stdout"},
+			&cli.BoolFlag{Name: flagPrint, Usage: "with -w, print the lines (or --json) too; -w alone prints none, as tcpdump's -w"},
 			&cli.IntFlag{Name: flagCount, Aliases: []string{"c"}, Usage: "stop after `N` resets (0: no limit)"},
 			durationFlag(flagDuration, 0, "stop after duration `D` (e.g. 30s, 5m; 0: no limit)"),
 		}, sessionFlags()...),
@@ -59,7 +64,7 @@ func sessionFlags() []cli.Flag {
 		portsFlag("only resets to or from TCP port `N`, a number or a service name (http, https, ssh, ...; repeatable)"),
 		numericFlag(),
 		&cli.StringSliceFlag{Name: flagHost, Usage: "only resets to or from `ADDR`, IPv4 or IPv6 (repeatable)"},
-		&cli.StringFlag{Name: flagWrite, Aliases: []string{"w"}, Usage: "also write every reset to `FILE` (pcapng; \"-\" is stdout, which then carries only the file)"},
+		&cli.StringFlag{Name: flagWrite, Aliases: []string{"w"}, Usage: "write every reset to `FILE` (pcapng; \"-\" is stdout); watch then prints no lines unless --print"},
 		&cli.BoolFlag{Name: flagPcap, Usage: "with -w, write classic pcap (LINKTYPE_LINUX_SLL2, nanoseconds) instead of pcapng"},
 		&cli.StringFlag{Name: flagRead, Aliases: []string{"r"}, Usage: "read resets from pcap or pcapng `FILE` instead of capturing (\"-\" is stdin; causes from the packets alone)"},
 		&cli.BoolFlag{Name: flagNoExplain, Usage: "do not tie resets to sockets and processes (no sock_diag, no /proc scans; causes from the packets alone)"},
@@ -117,7 +122,28 @@ func listeningLine(cfg *sniff.Config, ifaces []sniff.Interface) string {
 	return fmt.Sprintf("listening on %s, capturing TCP resets", strings.Join(names, ", "))
 }
 
+// printFlags checks the output flags of watch and reports whether it
+// prints lines: always without -w; with -w (as tcpdump's -w) only when
+// --print asks for them.
+func printFlags(c *cli.Context) (bool, error) {
+	write := c.String(flagWrite)
+	switch {
+	case write == "":
+		return true, nil
+	case c.Bool(flagPrint) && write == pipeline.Stdio:
+		return false, usagef("--%s cannot be used with -w -: stdout carries the capture file", flagPrint)
+	case c.Bool(flagJSON) && !c.Bool(flagPrint):
+		// Silently printing nothing would surprise more than an error.
+		return false, usagef("-w writes only the file, as tcpdump's -w does: add --%s to print JSON lines too", flagPrint)
+	}
+	return c.Bool(flagPrint), nil
+}
+
 func runWatch(c *cli.Context) error {
+	printLines, err := printFlags(c)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	s, err := openSession(ctx, c)
@@ -127,8 +153,11 @@ func runWatch(c *cli.Context) error {
 	defer s.close()
 	stopAfter(durationOf(c, flagDuration), cancel)
 
-	lines := &lineSink{out: bufio.NewWriterSize(s.stdout, 64<<10), json: c.Bool(flagJSON), buf: make([]byte, 0, 1024)}
-	n, err := s.run(ctx, c.Int(flagCount), lines)
+	var out []pipeline.Sink
+	if printLines {
+		out = append(out, render.NewLineSink(s.stdout, c.Bool(flagJSON)))
+	}
+	n, err := s.run(ctx, c.Int(flagCount), out...)
 	// Whatever happened, keep what was already captured: the pipeline
 	// flushed the lines; close the file, then report.
 	if ferr := s.finish(); err == nil {
@@ -136,38 +165,4 @@ func runWatch(c *cli.Context) error {
 	}
 	s.reportCapture(n)
 	return err
-}
-
-// lineSink prints each reset as a text line or a JSON object.
-type lineSink struct {
-	out  *bufio.Writer
-	json bool
-	buf  []byte
-}
-
-func (l *lineSink) Handle(e *pipeline.Event) error {
-	if !e.Reported() {
-		return nil
-	}
-	var ns *render.Namespace
-	if e.Netns != nil {
-		ns = &render.Namespace{Inode: e.Netns.Inode, Name: e.Netns.Name}
-	}
-	if l.json {
-		l.buf = render.AppendJSON(l.buf[:0], &e.Event, &e.Verdict, ns)
-	} else {
-		l.buf = render.AppendText(l.buf[:0], &e.Event, &e.Verdict, ns)
-	}
-	l.buf = append(l.buf, '\n')
-	if _, err := l.out.Write(l.buf); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	return nil
-}
-
-func (l *lineSink) Flush() error {
-	if err := l.out.Flush(); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	return nil
 }

@@ -7,7 +7,11 @@
 // that with the kernel's socket state from package proc: whether a
 // listener was bound to the port, whose socket sent or received the reset,
 // who listened on a refused port last, and whether a listener's accept
-// queue overflowed. It never guesses: what it does not know stays unknown.
+// queue overflowed. What it does not know stays unknown, with one marked
+// exception: a server's socket that lived too briefly for its owner to be
+// indexed is attributed to the one process that owns the listener on its
+// port, with Seen set to ViaListener ("seen": "listener"), never to Live or
+// Recent.
 //
 // Connections also fail without a reset. A Tracker (fixed memory, no
 // allocation per packet) remembers the SYNs, SYN-ACKs and FINs a capture

@@ -47,7 +47,27 @@ type Config struct {
 	// sets Verdict.Sampled, so a reset storm is captured in full while
 	// attribution degrades to sampling.
 	Budget int
+
+	// Dial, if set, opens the kernel's socket tables instead of two
+	// sock_diag sockets in NetNS: tests give fixtures, so the decision
+	// tree is tested without privileges. It is called twice, for the
+	// periodic dumps and for the lookups on the capture path.
+	Dial func() (Kernel, error)
+	// Locals, if set, lists the namespace's addresses instead of its
+	// interfaces (tests).
+	Locals func() ([]netip.Addr, error)
 }
+
+// Kernel is what an Explainer asks about sockets: a sock_diag socket
+// (*proc.Diag) in the watched namespace, or a fixture.
+type Kernel interface {
+	proc.Source
+	// Lookup asks for the socket with exactly this 4-tuple.
+	Lookup(local, remote netip.AddrPort) (proc.Socket, bool, error)
+	Close() error
+}
+
+var _ Kernel = (*proc.Diag)(nil)
 
 // Explainer ties resets to the kernel's socket state. Explain and Observe
 // must be called from one goroutine (the capture's); Run refreshes the
@@ -56,8 +76,8 @@ type Explainer struct {
 	cfg     Config
 	table   *proc.Table
 	owners  *proc.Owners
-	dump    *proc.Diag // used by the table's periodic Refresh
-	lookup  *proc.Diag // used on the capture path, never blocked by a dump
+	dump    Kernel // used by the table's periodic Refresh
+	lookup  Kernel // used on the capture path, never blocked by a dump
 	locals  atomic.Pointer[map[netip.Addr]struct{}]
 	refresh sync.Mutex
 
@@ -69,9 +89,17 @@ type Explainer struct {
 	listenCheck listenCheck
 	listenBuf   []proc.Socket // reused by listeningNow's dumps
 
-	// kick asks Run for an early refresh: a SYN's socket was found but
-	// not its owner, whose fd can be found only while the socket exists.
+	// kick asks Run for an early look for owners: a SYN's socket was
+	// found but not its owner, whose fd can be found only while the
+	// socket exists.
 	kick chan struct{}
+
+	// What Run's periodic refresh last did (only Run touches these).
+	lastFull  time.Time
+	fullCost  time.Duration
+	churn     uint64 // churnSum at the last full refresh
+	haveChurn bool
+	lastQuiet time.Time // when the counters last said nothing changed
 }
 
 // Open dials sock_diag in the namespace, builds the owner index and takes
@@ -98,12 +126,22 @@ func Open(cfg *Config) (*Explainer, error) {
 	if x.cfg.Counters == nil {
 		x.cfg.Counters = x.cfg.Proc.Counters
 	}
+	dial := x.cfg.Dial
+	if dial == nil {
+		dial = func() (Kernel, error) {
+			d, err := proc.DialDiag()
+			if err != nil {
+				return nil, err // not a nil *Diag in a non-nil Kernel
+			}
+			return d, nil
+		}
+	}
 	err := netns.Do(x.cfg.NetNS, func() error {
 		var err error
-		if x.dump, err = proc.DialDiag(); err != nil {
+		if x.dump, err = dial(); err != nil {
 			return err
 		}
-		x.lookup, err = proc.DialDiag()
+		x.lookup, err = dial()
 		return err
 	})
 	if err != nil {
@@ -121,7 +159,8 @@ func Open(cfg *Config) (*Explainer, error) {
 		x.Close()
 		return nil, err
 	}
-	if err := x.table.Refresh(time.Now()); err != nil && !errors.Is(err, proc.ErrDumpInterrupted) {
+	sum, known := x.churnNow()
+	if err := x.refreshAll(time.Now(), sum, known); err != nil && !errors.Is(err, proc.ErrDumpInterrupted) {
 		x.Close()
 		return nil, err
 	}
@@ -142,10 +181,10 @@ func NewOwners(fs proc.FS, refresh time.Duration) *proc.Owners {
 	return proc.NewOwners(fs, &proc.OwnersConfig{RescanInterval: 2 * refresh})
 }
 
-// Close releases the sock_diag sockets.
+// Close releases the sock_diag sockets (the Kernels).
 func (x *Explainer) Close() error {
 	var errs []error
-	for _, d := range []*proc.Diag{x.dump, x.lookup} {
+	for _, d := range []Kernel{x.dump, x.lookup} {
 		if d != nil {
 			errs = append(errs, d.Close())
 		}
@@ -161,6 +200,16 @@ func (x *Explainer) Owners() *proc.Owners { return x.owners }
 
 // Run refreshes the socket table and the local addresses until ctx ends.
 // Refresh errors do not stop it: the next refresh tries again.
+//
+// Every Refresh interval it re-reads the listeners, but it dumps every
+// socket only when the namespace's TCP counters (read at most once a second
+// while they do not move) say connections came or went, or at the latest
+// after idleFullEvery, and then no more often than
+// keeps the dumps under about 1% of a core: with tens of thousands of
+// sockets one dump costs tens of milliseconds. Connections that live
+// between two dumps are still seen: Observe looks up a new connection's
+// socket when its SYN passes, and Explain names the owner of a server's
+// listener for the sockets it accepted.
 func (x *Explainer) Run(ctx context.Context) {
 	tick := time.NewTicker(x.cfg.Refresh)
 	defer tick.Stop()
@@ -170,9 +219,12 @@ func (x *Explainer) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-x.kick:
-			x.Refresh(time.Now())
+			// Only the owner index: the socket is in the table already.
+			x.refresh.Lock()
+			_ = x.owners.Refresh()
+			x.refresh.Unlock()
 		case now := <-tick.C:
-			x.Refresh(now)
+			x.tick(now)
 			if now.Sub(lastLocals) >= localsRefresh {
 				_ = x.refreshLocals()
 				lastLocals = now
@@ -181,17 +233,103 @@ func (x *Explainer) Run(ctx context.Context) {
 	}
 }
 
+// Pacing of full dumps in Run: while counters change, at least
+// busyFullCost times what the last one took apart; while they do not, at
+// least idleFullEvery or idleFullCost times that.
+const (
+	busyFullCost  = 100
+	idleFullCost  = 400
+	idleFullEvery = 30 * time.Second
+	// quietFor is how long counters that did not move are trusted
+	// before they are read again.
+	quietFor = time.Second
+)
+
+// churnCounters change when a TCP socket is created, accepted, leaves
+// ESTABLISHED or CLOSE-WAIT, is reset or aborted, or ends its TIME-WAIT:
+// when none of them moved, a dump would show the same connections.
+var churnCounters = []string{
+	"Tcp.ActiveOpens", "Tcp.PassiveOpens", "Tcp.AttemptFails", "Tcp.EstabResets", "Tcp.CurrEstab",
+	"TcpExt.TW", "TcpExt.TWRecycled", "TcpExt.TWKilled",
+	"TcpExt.TCPAbortOnClose", "TcpExt.TCPAbortOnData", "TcpExt.TCPAbortOnTimeout",
+	"TcpExt.TCPAbortOnMemory", "TcpExt.TCPAbortOnLinger", "TcpExt.TCPAbortFailed",
+	"TcpExt.ListenOverflows", "TcpExt.ListenDrops",
+}
+
+// churnSum folds churnCounters into one number that changes when any of
+// them does (multiplying by an odd constant between additions keeps a rise
+// in one and a fall in another from cancelling out).
+func churnSum(c proc.Counters) uint64 {
+	var h uint64
+	for _, k := range churnCounters {
+		h = h*0x9e3779b97f4a7c15 + c[k]
+	}
+	return h
+}
+
+// tick is Run's periodic refresh: a full one or listeners only.
+func (x *Explainer) tick(now time.Time) {
+	x.refresh.Lock()
+	defer x.refresh.Unlock()
+	if now.Sub(x.lastFull) < max(x.cfg.Refresh, busyFullCost*x.fullCost) {
+		// Too early for a full dump whatever the counters say.
+		_, _ = x.table.RefreshListeners(now)
+		return
+	}
+	idle := now.Sub(x.lastFull) < max(idleFullEvery, idleFullCost*x.fullCost)
+	if idle && now.Sub(x.lastQuiet) < quietFor {
+		_, _ = x.table.RefreshListeners(now)
+		return
+	}
+	sum, known := x.churnNow()
+	if idle && known && x.haveChurn && sum == x.churn {
+		x.lastQuiet = now
+		_, _ = x.table.RefreshListeners(now)
+		return
+	}
+	_ = x.refreshAll(now, sum, known)
+}
+
+// churnNow reads the namespace's churn counters.
+func (x *Explainer) churnNow() (uint64, bool) {
+	c, err := x.cfg.Counters()
+	if err != nil {
+		return 0, false
+	}
+	return churnSum(c), true
+}
+
+// refreshAll dumps every socket; the caller holds x.refresh.
+func (x *Explainer) refreshAll(now time.Time, churn uint64, known bool) error {
+	r, err := x.table.RefreshAll(now)
+	x.fullCost, x.lastFull = r.Took, now
+	x.churn, x.haveChurn = churn, known
+	return err
+}
+
 // Refresh takes a new snapshot of the socket table now. Run calls it
 // periodically; tests call it to make the state deterministic.
 func (x *Explainer) Refresh(now time.Time) {
 	x.refresh.Lock()
 	defer x.refresh.Unlock()
-	_ = x.table.Refresh(now)
+	sum, known := x.churnNow()
+	_ = x.refreshAll(now, sum, known)
 }
 
 // refreshLocals lists the namespace's addresses.
 func (x *Explainer) refreshLocals() error {
 	m := make(map[netip.Addr]struct{})
+	if x.cfg.Locals != nil {
+		addrs, err := x.cfg.Locals()
+		if err != nil {
+			return fmt.Errorf("list local addresses: %w", err)
+		}
+		for _, a := range addrs {
+			m[a.Unmap()] = struct{}{}
+		}
+		x.locals.Store(&m)
+		return nil
+	}
 	err := netns.Do(x.cfg.NetNS, func() error {
 		addrs, err := net.InterfaceAddrs()
 		if err != nil {
@@ -266,6 +404,12 @@ func (x *Explainer) Explain(e *sniff.Event, v *Verdict) {
 	}
 	if targetLocal {
 		v.Target.Process = x.socketOwner(e.Dst, e.Src)
+		if !v.Target.Process.Owned {
+			// A client's reset to a server's socket.
+			if l, ok := x.table.Listening(e.Dst); ok {
+				inferOwner(&v.Target.Process, l)
+			}
+		}
 	}
 }
 
@@ -275,9 +419,10 @@ func (x *Explainer) explainSender(e *sniff.Event, v *Verdict) {
 	// close (a stale "listening" turns a refused connect into "rejected")
 	// or its bind (a stale "not listening" turns a firewall's reset into
 	// "nothing listens"). Ask the kernel now, either way, where the answer
-	// decides the cause: a socket's abort needs it only if one listens.
+	// decides the cause. A socket's abort does not depend on it: spare the
+	// dump (the snapshot's answer stands, and is not marked as checked).
 	var checked bool
-	if listening || v.Cause == Refused || v.Cause == Stale {
+	if (listening && v.Cause != Abort) || v.Cause == Refused || v.Cause == Stale {
 		listening, l, checked = x.listeningNow(e.Src, listening, l)
 	}
 	v.Sender.Listening = TriOf(listening)
@@ -311,7 +456,26 @@ func (x *Explainer) explainSender(e *sniff.Event, v *Verdict) {
 			// queue resets them; they had no socket of their own yet.
 			v.Listener = procOf(l, Recent)
 		}
+		if listening {
+			inferOwner(&v.Sender.Process, l)
+		}
 	}
+}
+
+// inferOwner names the owner of the listener l as the owner of p, a socket
+// on l's port whose own owner is unknown, marked as inferred
+// (Seen: ViaListener): a connection that lived too briefly to be indexed
+// was, almost always, accepted and handled by the process that listens on
+// its port. Only a listener held by one process lends its owner: a
+// pre-forked server's workers share theirs, and any of them may have
+// handled the connection. A server that hands connections to a forked
+// child is named wrongly; the mark says so.
+func inferOwner(p *Proc, l proc.Entry) {
+	if p.Owned || !l.Owned || l.Shared {
+		return
+	}
+	p.Known, p.Owned, p.Seen = true, true, ViaListener
+	p.PID, p.Comm, p.UID, p.Cgroup = l.Process.PID, l.Process.Comm, l.Process.UID, l.Process.Cgroup
 }
 
 // listenCheckFor is how long a live listener check answers for the same
@@ -413,6 +577,9 @@ func (x *Explainer) socketOwner(local, remote netip.AddrPort) Proc {
 
 // procOf describes a table entry.
 func procOf(e proc.Entry, seen Seen) Proc {
+	if e.ViaListener {
+		seen = ViaListener
+	}
 	p := Proc{Known: true, Inode: e.Inode, State: e.State.String(), UID: e.UID, Seen: seen}
 	if e.Owned {
 		p.Owned, p.PID, p.Comm, p.UID, p.Cgroup = true, e.Process.PID, e.Process.Comm, e.Process.UID, e.Process.Cgroup
@@ -432,7 +599,7 @@ type Listener struct {
 func (x *Explainer) Listeners() ([]Listener, error) {
 	var out []Listener
 	for _, fam := range []uint8{2, 10} {
-		socks, err := x.lookup.Dump(fam, proc.Mask(proc.Listen))
+		socks, err := x.lookup.AppendDump(nil, fam, proc.Mask(proc.Listen))
 		if err != nil && !errors.Is(err, proc.ErrDumpInterrupted) {
 			return out, err
 		}

@@ -14,9 +14,9 @@ import (
 	"github.com/rstwatch/rstwatch/sniff/explain"
 )
 
-func openIn(t *testing.T, ns *netnstest.NS) *explain.Explainer {
+func openIn(t *testing.T, ns *netnstest.NS, opts ...func(*explain.Config)) *explain.Explainer {
 	t.Helper()
-	x, err := explain.Open(&explain.Config{
+	cfg := &explain.Config{
 		NetNS: ns.Path,
 		// The counters of the test namespace, read through the thread
 		// that enters it.
@@ -31,7 +31,11 @@ func openIn(t *testing.T, ns *netnstest.NS) *explain.Explainer {
 			})
 			return c, err
 		},
-	})
+	}
+	for _, o := range opts {
+		o(cfg)
+	}
+	x, err := explain.Open(cfg)
 	if errors.Is(err, os.ErrPermission) {
 		t.Skipf("skipping, permission denied (need CAP_SYS_ADMIN to enter the namespace): %v", err)
 	}
@@ -157,6 +161,55 @@ func BenchmarkExplainRefusedManyPorts(b *testing.B) {
 	for b.Loop() {
 		port++
 		e.Src = netip.AddrPortFrom(e.Src.Addr(), port)
+		x.Explain(e, &v)
+	}
+}
+
+// abortFromListener sets up a listener this process owns and returns a
+// reset from its port for a connection the table never saw: Explain names
+// the listener's owner, inferred.
+func abortFromListener(tb testing.TB) (*explain.Explainer, *sniff.Event) {
+	ns := netnstest.New(tb)
+	ns.Do(tb, func() error {
+		ln, err := net.Listen("tcp", "127.0.0.1:7212")
+		if err == nil {
+			tb.Cleanup(func() { ln.Close() })
+		}
+		return err
+	})
+	t, ok := tb.(*testing.T)
+	if !ok {
+		t = &testing.T{}
+	}
+	// No budget: every reset is looked up, none explained from the
+	// packet alone.
+	x := openIn(t, ns, func(c *explain.Config) { c.Budget = -1 })
+	e := &sniff.Event{Segment: sniff.Segment{Family: sniff.IPv4,
+		Src: netip.MustParseAddrPort("127.0.0.1:7212"), Dst: netip.MustParseAddrPort("127.0.0.1:40000"),
+		Flags: sniff.FlagRST | sniff.FlagACK, Seq: 1, Ack: 1, Window: 512}}
+	return x, e
+}
+
+// TestIntegrationExplainAbortAllocs: naming the sender of an abort from
+// the listener costs no allocation either.
+func TestIntegrationExplainAbortAllocs(t *testing.T) {
+	x, e := abortFromListener(t)
+	var v explain.Verdict
+	x.Explain(e, &v)
+	if p := v.Sender.Process; v.Cause != explain.Abort || !p.Owned || p.PID != os.Getpid() || p.Seen != explain.ViaListener {
+		t.Fatalf("abort from a listener's port: %+v, want the listener's owner %d, seen %q", v, os.Getpid(), explain.ViaListener)
+	}
+	allocs := testing.AllocsPerRun(200, func() { x.Explain(e, &v) })
+	if allocs > 0 {
+		t.Fatalf("Explain allocates %.1f times per abort, want 0", allocs)
+	}
+}
+
+func BenchmarkExplainAbortInferred(b *testing.B) {
+	x, e := abortFromListener(b)
+	var v explain.Verdict
+	b.ReportAllocs()
+	for b.Loop() {
 		x.Explain(e, &v)
 	}
 }

@@ -85,21 +85,33 @@ func TriOf(b bool) Tri {
 	return False
 }
 
-// Seen tells whether process information came from a lookup at the moment
-// of the reset or from the table of recent sockets.
+// Seen tells where process information came from: a lookup at the moment
+// of the reset, the table of recent sockets, or an inference from the
+// listener on the socket's local port.
 type Seen uint8
 
 // Seen values, spelled as the JSON "seen" field.
 const (
 	_ Seen = iota
+	// Live: the socket was found in the kernel when the reset came.
 	Live
+	// Recent: the socket was in the table of recently seen sockets.
 	Recent
+	// ViaListener: the socket's owner was never indexed (it lived too
+	// briefly); the process named is the one process that owns the
+	// listener on the socket's local port, which accepted it. A server
+	// that hands connections to a forked child makes this wrong: the
+	// child sent the reset.
+	ViaListener
 )
 
-// String returns "live" or "recent".
+// String returns "live", "recent" or "listener".
 func (s Seen) String() string {
-	if s == Live {
+	switch s {
+	case Live:
 		return "live"
+	case ViaListener:
+		return "listener"
 	}
 	return "recent"
 }

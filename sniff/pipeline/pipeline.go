@@ -45,7 +45,7 @@ func (e *Event) IsReset() bool { return e.Flags.Has(sniff.FlagRST) && !e.ICMP.Va
 // Reported reports whether the event is a failure to report: a reset, a
 // SYN or SYN-ACK sent again, or an ICMP error (Verdict.Kind says which).
 // The other events handed to sinks are SYNs kept for attribution.
-func (e *Event) Reported() bool { return e.Verdict.Kind != 0 }
+func (e *Event) Reported() bool { return e.Verdict.Kind != 0 || e.IsReset() }
 
 // A Sink receives every event of a run. Calls to a run's sinks never
 // overlap, so a sink needs no lock of its own; e and what it points to are
@@ -128,9 +128,16 @@ type capture struct {
 	ns        *namespaces.Target // nil: this process's namespace
 	live      *sniff.Sniffer
 	explainer *explain.Explainer // nil without attribution
-	drops     atomic.Uint64      // kernel drops seen at the last idle moment
+	drops     atomic.Uint64      // kernel drops, read at an idle moment at most statsEvery ago
+	statsAt   time.Time          // when drops was read; only the capture's goroutine uses it
 	closers   []func()
 }
+
+// statsEvery is how often an idle capture reads its kernel counters: in a
+// storm it goes idle once per ring block, hundreds of times a second, and
+// each read is a getsockopt(2) that also runs the pending network softirqs
+// on the sniffer's account.
+const statsEvery = FlushEvery
 
 func (c *capture) close() {
 	for i := len(c.closers) - 1; i >= 0; i-- {
@@ -279,8 +286,9 @@ func (p *Pipeline) Namespaces() []*namespaces.Target {
 	return out
 }
 
-// Drops sums the kernel drops of every capture as of their last idle
-// moment; it may be called from any goroutine (the metrics server's).
+// Drops sums the kernel drops of every capture as of an idle moment at
+// most 100 ms old (while captures run); it may be called from any
+// goroutine (the metrics server's).
 func (p *Pipeline) Drops() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -507,8 +515,11 @@ func (r *run) idle(cp *capture) error {
 	r.p.mu.Lock()
 	defer r.p.mu.Unlock()
 	if cp != nil {
-		if st, err := cp.live.Stats(); err == nil {
-			cp.drops.Store(st.Drops)
+		if now := time.Now(); now.Sub(cp.statsAt) >= statsEvery {
+			cp.statsAt = now
+			if st, err := cp.live.Stats(); err == nil {
+				cp.drops.Store(st.Drops)
+			}
 		}
 	}
 	if !r.unflushed {

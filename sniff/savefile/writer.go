@@ -1,7 +1,6 @@
 package savefile
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -26,6 +25,10 @@ type CaptureInfo struct {
 	// Comment is written as the packet's opt_comment (pcapng only); at
 	// most 65535 bytes.
 	Comment string
+	// CommentBytes, when Comment is empty, is written as Comment would
+	// be: for a caller that builds comments in a buffer it reuses, so
+	// that writing a packet allocates nothing. It is copied at once.
+	CommentBytes []byte
 	// HAType is the ARPHRD_ hardware type for the LINUX_SLL2 header (pcap
 	// only). 0 means ARPHRDNone.
 	HAType uint16
@@ -34,10 +37,13 @@ type CaptureInfo struct {
 // A Writer writes bare IPv4/IPv6 packets, as captured by an AF_PACKET
 // SOCK_DGRAM socket, to a capture file.
 //
-// Output is buffered; call Flush before closing the underlying file. After
-// a write error the Writer stops writing and returns that error from every
-// later call, so the file ends on a block boundary unless the underlying
-// Write itself stored only part of a buffer.
+// Output is buffered: blocks are built in place in one buffer, which goes
+// to the underlying writer in a single Write when it holds WriteAt bytes or
+// on Flush, so a storm costs one write(2) per few hundred KB, and nothing
+// is allocated per packet. Call Flush before closing the underlying file.
+// After a write error the Writer stops writing and returns that error from
+// every later call, so the file ends on a block boundary unless the
+// underlying Write itself stored only part of a buffer.
 type Writer interface {
 	// WritePacket writes one packet. ip must start with the IP header.
 	WritePacket(ci CaptureInfo, ip []byte) error
@@ -57,8 +63,9 @@ const (
 	// that hold it stay below MaxBlockSize, so a Reader can read them.
 	MaxPacketSize = MaxBlockSize - 64<<10
 	maxOptionLen  = 0xffff
-	// writerBufferSize is the bufio buffer size of the writers.
-	writerBufferSize = 64 << 10
+	// WriteAt is how many buffered bytes make a WritePacket write them
+	// out: a few hundred KB a write(2).
+	WriteAt = 256 << 10
 	// pcapSnaplen is the snaplen in the pcap file header: tcpdump's
 	// MAXIMUM_SNAPLEN.
 	pcapSnaplen = 262144
@@ -68,38 +75,44 @@ const (
 	tsResolNano = 9
 )
 
-// blockWriter is the part the two writers share: a bufio.Writer that takes
-// whole blocks, and a sticky error.
+// blockWriter is the part the two writers share: the buffer of whole
+// blocks not yet written, and a sticky error.
 type blockWriter struct {
-	bw  *bufio.Writer
-	blk []byte // the block being built; reused
+	dst io.Writer
+	buf []byte
 	err error
 }
 
 func (w *blockWriter) init(dst io.Writer) {
-	w.bw = bufio.NewWriterSize(dst, writerBufferSize)
-	w.blk = make([]byte, 0, 4096)
+	w.dst = dst
+	// Room for WriteAt bytes and the block that crosses it.
+	w.buf = make([]byte, 0, WriteAt+16<<10)
 }
 
-// writeBlock writes b with a single Write to the underlying writer, or
-// stores it whole in the buffer: a block never straddles two Writes.
-func (w *blockWriter) writeBlock(b []byte) error {
-	if w.err != nil {
-		return w.err
+// wrote ends a WritePacket that appended a block to buf: the buffer is
+// written out once it holds WriteAt bytes.
+func (w *blockWriter) wrote() error {
+	if len(w.buf) < WriteAt {
+		return nil
 	}
-	if len(b) > w.bw.Available() && w.bw.Buffered() > 0 {
-		if err := w.bw.Flush(); err != nil {
-			w.err = fmt.Errorf("savefile: write: %w", err)
-			return w.err
-		}
+	return w.write("write")
+}
+
+// write writes the buffer with a single Write.
+func (w *blockWriter) write(op string) error {
+	if len(w.buf) == 0 {
+		return nil
 	}
-	// With an empty buffer, bufio writes a block larger than the buffer
-	// straight through in one Write.
-	if _, err := w.bw.Write(b); err != nil {
-		w.err = fmt.Errorf("savefile: write: %w", err)
-		return w.err
+	_, err := w.dst.Write(w.buf)
+	if cap(w.buf) > 4*WriteAt {
+		// A huge packet grew the buffer: give that memory back.
+		w.buf = make([]byte, 0, WriteAt+16<<10)
 	}
-	return nil
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.err = fmt.Errorf("savefile: %s: %w", op, err)
+	}
+	return w.err
 }
 
 // Flush implements Writer.
@@ -107,11 +120,7 @@ func (w *blockWriter) Flush() error {
 	if w.err != nil {
 		return w.err
 	}
-	if err := w.bw.Flush(); err != nil {
-		w.err = fmt.Errorf("savefile: flush: %w", err)
-		return w.err
-	}
-	return nil
+	return w.write("flush")
 }
 
 // checkPacket validates the arguments of WritePacket.
@@ -119,8 +128,8 @@ func checkPacket(ci *CaptureInfo, ip []byte) error {
 	if len(ip) > MaxPacketSize {
 		return fmt.Errorf("savefile: packet of %d bytes exceeds %d", len(ip), MaxPacketSize)
 	}
-	if len(ci.Comment) > maxOptionLen {
-		return fmt.Errorf("savefile: comment of %d bytes exceeds %d", len(ci.Comment), maxOptionLen)
+	if n := max(len(ci.Comment), len(ci.CommentBytes)); n > maxOptionLen {
+		return fmt.Errorf("savefile: comment of %d bytes exceeds %d", n, maxOptionLen)
 	}
 	if len(ci.Ifname) > maxOptionLen {
 		return fmt.Errorf("savefile: interface name of %d bytes exceeds %d", len(ci.Ifname), maxOptionLen)
@@ -145,7 +154,7 @@ func unixNano(t time.Time) uint64 {
 var le = binary.LittleEndian
 
 // appendOption appends a pcapng option with its padding.
-func appendOption(b []byte, code uint16, val string) []byte {
+func appendOption[T string | []byte](b []byte, code uint16, val T) []byte {
 	b = le.AppendUint16(b, code)
 	b = le.AppendUint16(b, uint16(len(val)))
 	b = append(b, val...)
@@ -157,11 +166,12 @@ func appendPad(b []byte, n int) []byte {
 	return append(b, zero[:(4-n%4)%4]...)
 }
 
-// finishBlock fills in the total length of the block in b (which starts
-// with type and a placeholder length) and appends the trailing copy.
-func finishBlock(b []byte) []byte {
-	n := uint32(len(b) + blockTrailerLen)
-	le.PutUint32(b[4:], n)
+// finishBlock fills in the total length of the block that starts at
+// b[start:] (with type and a placeholder length) and appends the trailing
+// copy.
+func finishBlock(b []byte, start int) []byte {
+	n := uint32(len(b) - start + blockTrailerLen)
+	le.PutUint32(b[start+4:], n)
 	return le.AppendUint32(b, n)
 }
 
@@ -186,7 +196,7 @@ type ifaceKey struct {
 func NewPcapNGWriter(w io.Writer) *PcapNGWriter {
 	pw := &PcapNGWriter{ifaces: make(map[ifaceKey]uint32)}
 	pw.init(w)
-	b := le.AppendUint32(pw.blk[:0], blockSectionHeader)
+	b := le.AppendUint32(pw.buf, blockSectionHeader)
 	b = le.AppendUint32(b, 0) // length
 	b = le.AppendUint32(b, pcapngByteOrder)
 	b = le.AppendUint16(b, pcapngVersionMajor)
@@ -194,8 +204,7 @@ func NewPcapNGWriter(w io.Writer) *PcapNGWriter {
 	b = le.AppendUint64(b, 0xffffffffffffffff) // section length: not given
 	b = appendOption(b, optShbUserAp, userAppl)
 	b = appendOption(b, optEndOfOpt, "")
-	pw.blk = finishBlock(b)
-	_ = pw.writeBlock(pw.blk)
+	pw.buf = finishBlock(b, 0)
 	return pw
 }
 
@@ -212,7 +221,8 @@ func (w *PcapNGWriter) WritePacket(ci CaptureInfo, ip []byte) error {
 		return err
 	}
 	ts := unixNano(ci.Time)
-	b := le.AppendUint32(w.blk[:0], blockEnhancedPacket)
+	start := len(w.buf)
+	b := le.AppendUint32(w.buf, blockEnhancedPacket)
 	b = le.AppendUint32(b, 0) // length
 	b = le.AppendUint32(b, id)
 	b = le.AppendUint32(b, uint32(ts>>32))
@@ -221,9 +231,11 @@ func (w *PcapNGWriter) WritePacket(ci CaptureInfo, ip []byte) error {
 	b = le.AppendUint32(b, origLen(&ci, len(ip)))
 	b = append(b, ip...)
 	b = appendPad(b, len(ip))
-	if ci.Comment != "" || ci.Direction != DirectionUnknown {
+	if ci.Comment != "" || len(ci.CommentBytes) > 0 || ci.Direction != DirectionUnknown {
 		if ci.Comment != "" {
 			b = appendOption(b, optComment, ci.Comment)
+		} else if len(ci.CommentBytes) > 0 {
+			b = appendOption(b, optComment, ci.CommentBytes)
 		}
 		if ci.Direction != DirectionUnknown {
 			b = le.AppendUint16(b, optEpbFlags)
@@ -232,8 +244,8 @@ func (w *PcapNGWriter) WritePacket(ci CaptureInfo, ip []byte) error {
 		}
 		b = appendOption(b, optEndOfOpt, "")
 	}
-	w.blk = finishBlock(b)
-	return w.writeBlock(w.blk)
+	w.buf = finishBlock(b, start)
+	return w.wrote()
 }
 
 // interfaceID returns the ID of the interface, writing its Interface
@@ -246,7 +258,8 @@ func (w *PcapNGWriter) interfaceID(index int, name string) (uint32, error) {
 	id, ok := w.ifaces[k]
 	if !ok {
 		id = uint32(len(w.ifaces))
-		b := le.AppendUint32(w.blk[:0], blockInterface)
+		start := len(w.buf)
+		b := le.AppendUint32(w.buf, blockInterface)
 		b = le.AppendUint32(b, 0) // length
 		b = le.AppendUint16(b, uint16(LinkTypeRaw))
 		b = le.AppendUint16(b, 0) // reserved
@@ -258,10 +271,7 @@ func (w *PcapNGWriter) interfaceID(index int, name string) (uint32, error) {
 		b = le.AppendUint16(b, 1)
 		b = append(b, tsResolNano, 0, 0, 0)
 		b = appendOption(b, optEndOfOpt, "")
-		w.blk = finishBlock(b)
-		if err := w.writeBlock(w.blk); err != nil {
-			return 0, err
-		}
+		w.buf = finishBlock(b, start)
 		w.ifaces[k] = id
 	}
 	w.last, w.lastID = k, id
@@ -280,15 +290,14 @@ type PcapWriter struct {
 func NewPcapWriter(w io.Writer) *PcapWriter {
 	pw := &PcapWriter{}
 	pw.init(w)
-	b := le.AppendUint32(pw.blk[:0], pcapMagicNano)
+	b := le.AppendUint32(pw.buf, pcapMagicNano)
 	b = le.AppendUint16(b, 2) // version 2.4
 	b = le.AppendUint16(b, 4)
 	b = le.AppendUint32(b, 0) // thiszone (unused)
 	b = le.AppendUint32(b, 0) // sigfigs (unused)
 	b = le.AppendUint32(b, pcapSnaplen)
 	b = le.AppendUint32(b, uint32(LinkTypeLinuxSLL2))
-	pw.blk = b
-	_ = pw.writeBlock(pw.blk)
+	pw.buf = b
 	return pw
 }
 
@@ -301,7 +310,7 @@ func (w *PcapWriter) WritePacket(ci CaptureInfo, ip []byte) error {
 		return err
 	}
 	ts := unixNano(ci.Time)
-	b := le.AppendUint32(w.blk[:0], uint32(ts/1e9))
+	b := le.AppendUint32(w.buf, uint32(ts/1e9))
 	b = le.AppendUint32(b, uint32(ts%1e9))
 	b = le.AppendUint32(b, uint32(sll2HeaderLen+len(ip)))
 	b = le.AppendUint32(b, sll2HeaderLen+origLen(&ci, len(ip)))
@@ -331,6 +340,6 @@ func (w *PcapWriter) WritePacket(ci CaptureInfo, ip []byte) error {
 	b = append(b, pkttype, 0) // packet type, address length
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0)
 	b = append(b, ip...)
-	w.blk = b
-	return w.writeBlock(w.blk)
+	w.buf = b
+	return w.wrote()
 }

@@ -196,6 +196,45 @@ func TestWriterWholeBlocks(t *testing.T) {
 	}
 }
 
+// TestWriterBatches: a storm of small packets reaches the file in few
+// Writes of at least WriteAt bytes, not one a packet, and a comment given
+// as CommentBytes is written as the same Comment.
+func TestWriterBatches(t *testing.T) {
+	var rec, same writeRecorder
+	w, ref := savefile.NewPcapNGWriter(&rec), savefile.NewPcapNGWriter(&same)
+	comment := []byte("rstwatch: cause=refused")
+	const n = 20000
+	for i := range n {
+		ci := savefile.CaptureInfo{Time: time.Unix(1700000000, int64(i)), Ifindex: 2, Ifname: "eth0", Direction: savefile.DirectionInbound}
+		withString := ci
+		ci.CommentBytes, withString.Comment = comment, string(comment)
+		if err := w.WritePacket(ci, ipv4RST); err != nil {
+			t.Fatalf("failed to write packet: %v", err)
+		}
+		if err := ref.WritePacket(withString, ipv4RST); err != nil {
+			t.Fatalf("failed to write packet: %v", err)
+		}
+	}
+	for _, wr := range []savefile.Writer{w, ref} {
+		if err := wr.Flush(); err != nil {
+			t.Fatalf("failed to flush: %v", err)
+		}
+	}
+	if !bytes.Equal(rec.Bytes(), same.Bytes()) {
+		t.Errorf("CommentBytes and Comment give different files")
+	}
+	if want := rec.Len()/savefile.WriteAt + 1; len(rec.ends) > want {
+		t.Errorf("%d packets (%d bytes) took %d Writes, want at most %d", n, rec.Len(), len(rec.ends), want)
+	}
+	prev := 0
+	for i, end := range rec.ends[:len(rec.ends)-1] {
+		if end-prev < savefile.WriteAt {
+			t.Errorf("Write %d was %d bytes, want at least %d", i, end-prev, savefile.WriteAt)
+		}
+		prev = end
+	}
+}
+
 // failWriter accepts n bytes, then fails like a full disk.
 type failWriter struct{ n int }
 

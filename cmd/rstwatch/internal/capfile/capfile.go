@@ -35,6 +35,9 @@ type Writer struct {
 	w    savefile.Writer
 	// closed is set by Close.
 	closed bool
+	// comment is the packet comment being built; reused, so that writing
+	// a packet allocates nothing.
+	comment []byte
 }
 
 // Create creates path (or uses stdout for "-"), mode 0644, and prepares
@@ -82,18 +85,15 @@ func sameFile(a, b string) bool {
 }
 
 // Handle writes e: a reset with its explanation as the comment, a SYN
-// marked as kept for attribution.
+// marked as kept for attribution. It allocates nothing.
 func (cf *Writer) Handle(e *pipeline.Event) error {
-	comment := synComment
+	ci := savefile.CaptureInfo{Time: e.Time, Ifindex: e.Ifindex, Ifname: e.Ifname, OrigLen: e.Len}
 	if e.Reported() {
-		comment = verdictComment(&e.Verdict)
+		cf.comment = appendVerdict(cf.comment[:0], &e.Verdict)
+		ci.CommentBytes = cf.comment
+	} else {
+		ci.Comment = synComment
 	}
-	return cf.write(&e.Event, comment)
-}
-
-// write appends e, with comment as the pcapng packet comment.
-func (cf *Writer) write(e *sniff.Event, comment string) error {
-	ci := savefile.CaptureInfo{Time: e.Time, Ifindex: e.Ifindex, Ifname: e.Ifname, OrigLen: e.Len, Comment: comment}
 	switch e.Direction {
 	case sniff.In:
 		ci.Direction = savefile.DirectionInbound
@@ -136,17 +136,31 @@ func (cf *Writer) Close() error {
 // synComment marks the SYNs a capture file holds only for attribution.
 const synComment = "rstwatch: SYN kept for attribution"
 
-// verdictComment is the pcapng packet comment that carries the attribution.
-func verdictComment(v *explain.Verdict) string {
-	c := "rstwatch: cause=" + v.Cause.String()
+// appendVerdict appends the pcapng packet comment that carries the
+// explanation: the cause, and the processes when attribution found them.
+func appendVerdict(b []byte, v *explain.Verdict) []byte {
+	b = append(b, "rstwatch: "...)
 	if v.Kind > explain.KindReset {
-		c = "rstwatch: kind=" + v.Kind.String() + " cause=" + v.Cause.String()
+		// An unanswered handshake or an ICMP error, not a reset.
+		b = append(b, "kind="...)
+		b = append(b, v.Kind.String()...)
+		b = append(b, ' ')
 	}
-	if p := &v.Sender.Process; p.Owned {
-		c += " sender=" + safe.Text(p.Comm) + "/" + strconv.Itoa(p.PID)
+	b = append(b, "cause="...)
+	b = append(b, v.Cause.String()...)
+	for _, p := range []struct {
+		key string
+		p   *explain.Proc
+	}{{" sender=", &v.Sender.Process}, {" target=", &v.Target.Process}} {
+		if p.p.Owned {
+			b = append(b, p.key...)
+			b = safe.AppendText(b, p.p.Comm) // tshark and Wireshark print comments
+			b = append(b, '/')
+			b = strconv.AppendInt(b, int64(p.p.PID), 10)
+			if p.p.Seen == explain.ViaListener {
+				b = append(b, "(inferred-from-listener)"...)
+			}
+		}
 	}
-	if p := &v.Target.Process; p.Owned {
-		c += " target=" + safe.Text(p.Comm) + "/" + strconv.Itoa(p.PID)
-	}
-	return c
+	return b
 }

@@ -40,8 +40,8 @@ func failureEvents() []struct {
 func TestAppendFailures(t *testing.T) {
 	evs := failureEvents()
 	wantText := []string{
-		"10.0.0.1.40000 > 10.0.0.5.8080: Flags [S], seq 123, win 64240, length 0; unanswered, timeout: SYN sent 2 times in 1.010s, no answer from 10.0.0.5:8080 (http-alt); client cu\\x1b[2Jrl pid 812",
-		"10.0.0.1.40000 > 10.0.0.5.8080: ICMP host unreachable from 10.0.0.254 (router), seq 123; unreachable, unreachable: router 10.0.0.254 answered host unreachable for 10.0.0.5:8080 (http-alt); client cu\\x1b[2Jrl pid 812",
+		"10.0.0.1.40000 > 10.0.0.5.8080: Flags [S], seq 123, win 64240, length 0; unanswered, timeout: SYN sent 2 times in 1.010s, no answer from 10.0.0.5:8080 (usually http-alt); client cu\\x1b[2Jrl pid 812",
+		"10.0.0.1.40000 > 10.0.0.5.8080: ICMP host unreachable from 10.0.0.254 (router), seq 123; unreachable, unreachable: router 10.0.0.254 answered host unreachable for 10.0.0.5:8080 (usually http-alt); client cu\\x1b[2Jrl pid 812",
 	}
 	for i, ev := range evs {
 		line := AppendText(nil, ev.e, ev.v, nil)

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"net/netip"
 	"strconv"
 
 	"github.com/rstwatch/rstwatch/cmd/rstwatch/internal/safe"
@@ -39,6 +40,11 @@ type Namespace struct {
 //
 //	15:13:13.476095 eth0 in vxlan:42[10.0.0.1>10.0.0.2] 10.1.1.1.80 > 10.1.2.1.41838: Flags [R.], ...
 func AppendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []byte {
+	return appendText(b, e, v, ns, nil)
+}
+
+// appendText is AppendText, with an address cache unless c is nil.
+func appendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace, c *addrCache) []byte {
 	b = e.Time.AppendFormat(b, TextTime)
 	b = append(b, ' ')
 	if ns != nil {
@@ -61,9 +67,9 @@ func AppendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []b
 		b = e.Encap.AppendText(b)
 		b = append(b, ' ')
 	}
-	b = appendEndpoint(b, e.Src.Addr().AppendTo, e.Src.Port())
+	b = appendEndpoint(b, c, e.Src)
 	b = append(b, " > "...)
-	b = appendEndpoint(b, e.Dst.Addr().AppendTo, e.Dst.Port())
+	b = appendEndpoint(b, c, e.Dst)
 	if v.Kind == explain.KindUnreachable {
 		b = appendICMPText(b, e)
 		return appendFailureText(b, e, v)
@@ -97,18 +103,23 @@ func AppendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []b
 }
 
 // appendEndpoint writes addr.port as tcpdump does (also for IPv6).
-func appendEndpoint(b []byte, addr func([]byte) []byte, port uint16) []byte {
-	b = addr(b)
+func appendEndpoint(b []byte, c *addrCache, ap netip.AddrPort) []byte {
+	b = c.appendAddr(b, ap.Addr())
 	b = append(b, '.')
-	return strconv.AppendUint(b, uint64(port), 10)
+	return strconv.AppendUint(b, uint64(ap.Port()), 10)
 }
 
 // AppendJSON appends e with its verdict as one JSON object without the
 // newline; ns is nil for this process's own namespace. The field names are
 // a contract (issue 1/6): add fields, never rename or drop them.
 func AppendJSON(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []byte {
+	return appendJSON(b, e, v, ns, nil)
+}
+
+// appendJSON is AppendJSON, with an address cache unless c is nil.
+func appendJSON(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace, c *addrCache) []byte {
 	b = append(b, `{"time":"`...)
-	b = e.Time.UTC().AppendFormat(b, JSONTime)
+	b = appendJSONTime(b, e.Time)
 	b = append(b, `","ifname":`...)
 	b = safe.AppendJSON(b, e.Ifname)
 	b = append(b, `,"ifindex":`...)
@@ -118,11 +129,11 @@ func AppendJSON(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []b
 	b = append(b, `","family":"`...)
 	b = append(b, e.Family.String()...)
 	b = append(b, `","src":"`...)
-	b = e.Src.Addr().AppendTo(b)
+	b = c.appendAddr(b, e.Src.Addr())
 	b = append(b, `","src_port":`...)
 	b = strconv.AppendUint(b, uint64(e.Src.Port()), 10)
 	b = append(b, `,"dst":"`...)
-	b = e.Dst.Addr().AppendTo(b)
+	b = c.appendAddr(b, e.Dst.Addr())
 	b = append(b, `","dst_port":`...)
 	b = strconv.AppendUint(b, uint64(e.Dst.Port()), 10)
 	b = append(b, `,"flags":"`...)

@@ -79,7 +79,7 @@ func appendSpaces(b []byte, n int) []byte {
 // a rule that stopped holding in this interval.
 func AppendStatsJSON(b []byte, now time.Time, elapsed time.Duration, rows []counters.Row, events []counters.Event) []byte {
 	b = append(b, `{"time":"`...)
-	b = now.UTC().AppendFormat(b, JSONTime)
+	b = appendJSONTime(b, now)
 	b = append(b, `","interval_s":`...)
 	b = appendRounded(b, elapsed.Seconds())
 	b = append(b, `,"counters":{`...)
@@ -111,7 +111,7 @@ func AppendStatsJSON(b []byte, now time.Time, elapsed time.Duration, rows []coun
 		b = append(b, `,"rate":`...)
 		b = appendRounded(b, ev.Row.Rate)
 		b = append(b, `,"since":"`...)
-		b = ev.Since.UTC().AppendFormat(b, JSONTime)
+		b = appendJSONTime(b, ev.Since)
 		b = append(b, `","meaning":`...)
 		b = safe.AppendJSON(b, ev.Row.Info.Meaning)
 		if ev.Cleared {

@@ -37,7 +37,7 @@ func appendVerdictJSON(b []byte, v *explain.Verdict) []byte {
 		b = append(b, `,"uid":`...)
 		b = strconv.AppendUint(b, uint64(l.UID), 10)
 		b = append(b, `,"until":"`...)
-		b = l.Until.UTC().AppendFormat(b, JSONTime)
+		b = appendJSONTime(b, l.Until)
 		b = append(b, `"}`...)
 	} else {
 		b = append(b, "null"...)
@@ -178,7 +178,7 @@ func appendVerdictText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 		b = append(b, " by "...)
 		switch {
 		case v.Sender.Process.Owned:
-			b = appendOwner(b, v.Sender.Process.Comm, v.Sender.Process.PID)
+			b = appendProcOwner(b, &v.Sender.Process)
 		case v.Listener.Owned:
 			b = append(b, "listener "...)
 			b = appendOwner(b, v.Listener.Comm, v.Listener.PID)
@@ -213,7 +213,18 @@ func appendVerdictText(b []byte, e *sniff.Event, v *explain.Verdict) []byte {
 func appendClient(b []byte, v *explain.Verdict) []byte {
 	if p := &v.Target.Process; p.Owned {
 		b = append(b, "; client "...)
-		b = appendOwner(b, p.Comm, p.PID)
+		b = appendProcOwner(b, p)
+	}
+	return b
+}
+
+// appendProcOwner writes p's owner as appendOwner does, and says so when
+// the name was inferred from the listener on the port, not found for the
+// socket itself.
+func appendProcOwner(b []byte, p *explain.Proc) []byte {
+	b = appendOwner(b, p.Comm, p.PID)
+	if p.Seen == explain.ViaListener {
+		b = append(b, " (inferred: it owns the listener)"...)
 	}
 	return b
 }
@@ -231,12 +242,14 @@ func appendOwner(b []byte, comm string, pid int) []byte {
 	return b
 }
 
-// appendEndpointService writes addr:port and, for a well-known port, its
-// service name from the built-in table ("127.0.0.1:80 (http)").
+// appendEndpointService writes addr:port and, for a well-known port, the
+// service that usually listens there, from the built-in table, said as the
+// guess it is ("127.0.0.1:80 (usually http)"): nothing checked what
+// listens there.
 func appendEndpointService(b []byte, ap netip.AddrPort) []byte {
 	b = ap.AppendTo(b)
 	if name := sniff.PortName(ap.Port()); name != "" {
-		b = append(b, " ("...)
+		b = append(b, " (usually "...)
 		b = append(b, name...)
 		b = append(b, ')')
 	}
