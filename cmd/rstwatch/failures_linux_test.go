@@ -88,6 +88,9 @@ func TestIntegrationFailuresFirewall(t *testing.T) {
 				if code != 0 {
 					t.Fatalf("exit %d: %s", code, stderr)
 				}
+				if !strings.Contains(stderr, "failures without a reset (SYNs or SYN-ACKs sent again, ICMP errors)") {
+					t.Errorf("closing counts do not count the failure: %q", stderr)
+				}
 				m := eventOf(t, stdout, tt.kind, 8080)
 				expectFields(t, tt.name, m, map[string]any{
 					"cause": tt.cause, "src": f.c, "dst": f.s, "dst_port": 8080, "sender.local": true, "target.local": false,

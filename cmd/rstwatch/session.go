@@ -244,6 +244,9 @@ func (s *session) reportCapture(n int) {
 		fmt.Fprintf(s.stderr, "%d resets captured, %d dropped by kernel\n", n, st.Drops)
 		fmt.Fprintf(s.stderr, "%d packets received by filter\n", st.Packets)
 	}
+	if st.Failed > 0 {
+		fmt.Fprintf(s.stderr, "%d failures without a reset (SYNs or SYN-ACKs sent again, ICMP errors)\n", st.Failed)
+	}
 	if st.Sampled > 0 {
 		fmt.Fprintf(s.stderr, "%d resets or SYNs explained from the packet alone: attribution was over its budget (--%s)\n", st.Sampled, flagExplainBudget)
 	}
