@@ -47,7 +47,7 @@ Needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep rstwatch).`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: flagJSON, Usage: "print one JSON object per reset per line, nothing else on stdout"},
 			&cli.BoolFlag{Name: flagPrint, Usage: "with -w, print the lines (or --json) too; -w alone prints none, as tcpdump's -w"},
-			&cli.IntFlag{Name: flagCount, Aliases: []string{"c"}, Usage: "stop after `N` resets (0: no limit)"},
+			&cli.IntFlag{Name: flagCount, Aliases: []string{"c"}, Usage: "stop after `N` events: resets, and failed connections without one (0: no limit)"},
 			durationFlag(flagDuration, 0, "stop after duration `D` (e.g. 30s, 5m; 0: no limit)"),
 		}, sessionFlags()...),
 		Action: runWatch,
