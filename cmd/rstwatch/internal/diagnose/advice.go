@@ -118,8 +118,13 @@ func (d *Diagnosis) abortAdvice(f *Finding, local bool, clients string) string {
 				who = "a client on this host"
 			}
 		}
-		return fmt.Sprintf("%s reset %s to %s after a completed exchange (it had sent data and received the reply): a health checker or a client that closes with SO_LINGER 0; expected, not a failure",
-			who, n, f.ServiceAddr)
+		trailing := ""
+		if f.Trailing > 0 {
+			trailing = fmt.Sprintf(", after which the closed ports answered the server's segments still in flight with %s",
+				render.Plural(f.Trailing, "stateless reset"))
+		}
+		return fmt.Sprintf("%s reset %s to %s after a completed exchange (it had sent data and received the reply)%s: a health checker or a client that closes with SO_LINGER 0; expected, not a failure",
+			who, n, f.ServiceAddr, trailing)
 	}
 	how := "(SO_LINGER 0, closed with unread data, or a listener closed with connections pending)"
 	switch {

@@ -57,6 +57,11 @@ type handshake struct {
 	clientISN, serverISN uint32
 	answered             bool // the SYN-ACK was seen: serverISN is set
 	at                   time.Time
+	// closedBy is the note that counted the client's reset of this
+	// completed exchange, if any: a stateless reset from the client's
+	// port after it answers the server's last segments, part of the
+	// same close.
+	closedBy *group
 }
 
 // maxHandshakes bounds the handshakes kept; over it, those older than
@@ -229,6 +234,17 @@ func (d *Diagnosis) Add(e *sniff.Event, v *explain.Verdict) {
 		return
 	}
 	service, senderRole, from, completed := d.roles(e, v)
+	h := d.handshakes[connKey{unmap(e.Src), unmap(e.Dst)}]
+	if h != nil && h.closedBy != nil && !completed && senderRole == roleClient && e.Window == 0 {
+		// The client reset this connection already, after a completed
+		// exchange; the server's segments still in flight (its reply's
+		// tail, its FIN) then reached a closed port and drew a stateless
+		// reset (KERNEL-NOTES 11). It belongs to that close, not to a
+		// finding of its own.
+		h.closedBy.trailing++
+		d.countSides(v)
+		return
+	}
 	k := groupKey{kind: kindOf(v), cause: v.Cause.String(), service: service, senderRole: senderRole, expected: completed}
 	if v.Sender.Local == explain.True && v.Sender.Process.Owned {
 		k.program = v.Sender.Process.Comm
@@ -242,11 +258,19 @@ func (d *Diagnosis) Add(e *sniff.Event, v *explain.Verdict) {
 	if d.addFailure(g, e, v) {
 		return
 	}
+	d.countSides(v)
+	g.add(e, v, from)
+	if completed && h != nil {
+		h.closedBy = g
+	}
+}
+
+// countSides counts a reset as sent or received by this host.
+func (d *Diagnosis) countSides(v *explain.Verdict) {
 	if v.Sender.Local == explain.True {
 		d.sent++
 	}
 	if v.Target.Local == explain.True {
 		d.received++
 	}
-	g.add(e, v, from)
 }

@@ -49,6 +49,7 @@ type group struct {
 	localClients  int  // failures of connections a local client started
 	synack        bool // unanswered: a SYN-ACK was sent again
 	icmpV4DU      int  // unreachable: IPv4 destination-unreachable errors (counted by Icmp InDestUnreachs)
+	trailing      int  // expected: stateless resets from the closed client ports that followed
 }
 
 func newGroup(k groupKey, from string, senderLocal explain.Tri, t time.Time) *group {

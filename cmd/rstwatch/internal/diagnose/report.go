@@ -70,7 +70,7 @@ func (d *Diagnosis) Report() *Report {
 	total := 0
 	for _, g := range d.order {
 		if g.kind == kindReset {
-			total += g.count
+			total += g.count + g.trailing
 		}
 	}
 	h := &r.Headline
@@ -160,7 +160,8 @@ func (d *Diagnosis) finding(g *group, secs float64) Finding {
 	f := Finding{Kind: g.kind, Resent: g.resent, Cause: g.cause, Local: topAddrPort(g.senders).String(), Service: sniff.PortName(g.service.Port()), Count: g.count,
 		RatePerS: round(g.rate(secs), 2), RunRatePerS: round(float64(g.count)/secs, 2), Listener: g.listener,
 		Ifnames: []safe.String{}, Peers: []PeerCount{}, ServiceAddr: g.service.String(), ServiceFrom: g.from,
-		SenderRole: g.senderRole, RolesKnown: g.senderRole != "", ListenChecked: g.checked, Expected: g.expected}
+		SenderRole: g.senderRole, RolesKnown: g.senderRole != "", ListenChecked: g.checked, Expected: g.expected,
+		Trailing: g.trailing}
 	d.nameService(&f, g.service)
 	f.spanS, f.synack = g.last.Sub(g.first).Seconds(), g.synack
 	if g.icmpText != nil {

@@ -201,6 +201,24 @@ func TestScenarios(t *testing.T) {
 			"haproxy (pid 700) reset 3 connections to 127.0.0.1:9000 after a completed exchange"},
 		notText: []string{"Findings"},
 	}, {
+		// Real haproxy: after the check's reset, the backend's reply tail
+		// or FIN still in flight reaches the closed port, which answers
+		// with a stateless reset. Part of the same close: no finding.
+		name:       "health_checker_with_a_trailing_stateless_reset",
+		handshakes: []hs{{0, "127.0.0.1:45640", "127.0.0.1:9000", 100, 900}},
+		resets: []reset{
+			socketReset(10*time.Millisecond, "127.0.0.1:45640", "127.0.0.1:9000", 141, 1021, explain.Verdict{Cause: explain.Abort,
+				Sender: explain.Sender{Local: explain.True, Process: owned(700, "haproxy")}, Target: explain.Target{Local: explain.True, Process: owned(60, "python3")}}),
+			{at: 11 * time.Millisecond, src: "127.0.0.1:45640", dst: "127.0.0.1:9000", dir: sniff.Local, seq: 1022, flags: sniff.FlagRST,
+				v: explain.Verdict{Cause: explain.Stale, Sender: explain.Sender{Local: explain.True, Listening: explain.False}, Target: explain.Target{Local: explain.True}}},
+		},
+		listeners: [][]explain.Listener{{listener("127.0.0.1:9000", 0, 128, 60, "python3")}},
+		delta:     map[string]uint64{"OutRsts": 2, "EstabResets": 2, "TCPAbortOnData": 1},
+		notes:     []string{"abort 127.0.0.1:9000 1"},
+		abnormal:  false,
+		text:      []string{"rstwatch diagnose: 2 resets in", "haproxy (pid 700) reset 1 connection to 127.0.0.1:9000 after a completed exchange (it had sent data and received the reply), after which the closed ports answered the server's segments still in flight with 1 stateless reset: a health checker"},
+		notText:   []string{"Findings", "stale"},
+	}, {
 		name:       "client_aborts_before_the_reply",
 		handshakes: []hs{{0, "127.0.0.1:45640", "127.0.0.1:9000", 100, 900}},
 		resets: []reset{

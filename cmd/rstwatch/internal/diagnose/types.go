@@ -103,6 +103,10 @@ type Finding struct {
 	ListenChecked int `json:"listen_checked"`
 	// Expected: the resets closed completed exchanges (a note).
 	Expected bool `json:"expected"`
+	// Trailing counts, for a note, the stateless resets that the closed
+	// client ports sent afterwards, answering the server's segments still
+	// in flight: part of the same closes, not counted in Count.
+	Trailing int `json:"trailing_resets"`
 
 	// For the advice of an unanswered or unreachable finding: how long
 	// it lasted, whether the handshake segment sent again was the
