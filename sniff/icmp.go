@@ -98,10 +98,12 @@ func (s *Segment) decodeICMP(b []byte, off int) error {
 	default:
 		return ErrTruncated
 	}
-	t := q[tcp:]
-	if len(t) < 8 {
+	// The quote is cut short by design (RFC 792: the header and 8 bytes):
+	// an extension chain can point past its end.
+	if tcp > len(q) || len(q)-tcp < 8 {
 		return ErrTruncated
 	}
+	t := q[tcp:]
 	s.Src = netip.AddrPortFrom(s.Src.Addr(), binary.BigEndian.Uint16(t[tcpSrcPortOffset:]))
 	s.Dst = netip.AddrPortFrom(s.Dst.Addr(), binary.BigEndian.Uint16(t[tcpDstPortOffset:]))
 	s.Seq = binary.BigEndian.Uint32(t[tcpSeqOffset:])
