@@ -354,12 +354,12 @@ func (p *Pipeline) Run(ctx context.Context, limit int, sinks ...Sink) (int, erro
 		r.flushLocked()
 		p.mu.Unlock()
 	}()
+	// The flush timer runs only while something is unflushed: an idle
+	// capture wakes nothing up.
+	r.timer = time.AfterFunc(time.Hour, func() { r.timerFlush(ctx) })
+	r.timer.Stop()
+	defer r.timer.Stop()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r.flushEvery(ctx)
-	}()
 	if p.file != nil {
 		err := r.loop(ctx, p.file, nil)
 		cancel()
@@ -451,7 +451,9 @@ type run struct {
 	n         int   // resets handled
 	err       error // the first error
 	unflushed bool  // an event was handled since the last flush
-	flushed   time.Time
+	// timer flushes FlushEvery after the first event that a flush has
+	// not yet covered (armed by handle).
+	timer *time.Timer
 }
 
 func (r *run) fail(err error) {
@@ -472,34 +474,24 @@ func (r *run) firstErr(err error) error {
 	return err
 }
 
-// flushEvery flushes the sinks at least every FlushEvery while anything
-// is unflushed, even while every source blocks.
-func (r *run) flushEvery(ctx context.Context) {
-	tick := time.NewTicker(FlushEvery / 2)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			r.p.mu.Lock()
-			var err error
-			if r.unflushed && now.Sub(r.flushed) >= FlushEvery/2 {
-				err = r.flushLocked()
-			}
-			r.p.mu.Unlock()
-			if err != nil {
-				r.fail(err)
-				return
-			}
-		}
+// timerFlush flushes the sinks when the flush timer fires: FlushEvery
+// after an event that no flush covered since, even while every source
+// blocks or a storm keeps the batch from ever running dry.
+func (r *run) timerFlush(ctx context.Context) {
+	r.p.mu.Lock()
+	var err error
+	if r.unflushed && ctx.Err() == nil {
+		err = r.flushLocked()
+	}
+	r.p.mu.Unlock()
+	if err != nil {
+		r.fail(err)
 	}
 }
 
 // flushLocked flushes every sink; the caller holds p.mu.
 func (r *run) flushLocked() error {
 	r.unflushed = false
-	r.flushed = time.Now()
 	var first error
 	for _, s := range r.sinks {
 		if err := s.Flush(); err != nil && first == nil {
@@ -619,7 +611,10 @@ func (r *run) handle(ev *Event) error {
 			r.p.failed.Add(1)
 		}
 	}
-	r.unflushed = true
+	if !r.unflushed {
+		r.unflushed = true
+		r.timer.Reset(FlushEvery)
+	}
 	for _, s := range r.sinks {
 		if err := s.Handle(ev); err != nil {
 			return err
