@@ -202,8 +202,11 @@ func TestIntegrationExplainLingerAbort(t *testing.T) {
 		"cause": "abort", "sender.local": true, "sender.listening": true, "sender.process.pid": pid,
 		"sender.process.comm": "rstwatch.test", "target.local": true, "target.process.pid": pid,
 	})
-	if s := field(m, "sender", "process", "seen"); s != "live" && s != "recent" {
-		t.Errorf("sender.process.seen = %v", s)
+	// The socket's own owner may not be indexed yet when the reset comes
+	// (the capture never waits for a scan): then the owner is inferred
+	// from the listener this one process holds, and says so.
+	if s := field(m, "sender", "process", "seen"); s != "live" && s != "recent" && s != "listener" {
+		t.Errorf("sender.process.seen = %v, want live, recent or listener", s)
 	}
 }
 
