@@ -200,6 +200,25 @@ func (m *Registry) snapshot() ([]resetSample, func() uint64) {
 	return out, m.drops
 }
 
+// appendSample appends the cause, direction and port labels of s after
+// prefix (the metric's name and any label before them), then its value.
+func appendSample(b []byte, prefix string, s *resetSample) []byte {
+	b = append(b, prefix...)
+	b = append(b, "cause="...)
+	b = safe.AppendLabel(b, s.cause)
+	b = append(b, ",direction="...)
+	b = safe.AppendLabel(b, s.direction)
+	b = append(b, ",port="...)
+	if s.port < 0 {
+		b = safe.AppendLabel(b, "other")
+	} else {
+		b = safe.AppendLabel(b, strconv.Itoa(s.port))
+	}
+	b = append(b, "} "...)
+	b = strconv.AppendUint(b, s.n, 10)
+	return append(b, '\n')
+}
+
 // AppendExposition appends the registry in the Prometheus text exposition
 // format 0.0.4, reading the kernel counters now.
 func (m *Registry) AppendExposition(b []byte) []byte {
@@ -211,19 +230,7 @@ func (m *Registry) AppendExposition(b []byte) []byte {
 			failed = true
 			continue
 		}
-		b = append(b, "rstwatch_resets_total{cause="...)
-		b = safe.AppendLabel(b, s.cause)
-		b = append(b, ",direction="...)
-		b = safe.AppendLabel(b, s.direction)
-		b = append(b, ",port="...)
-		if s.port < 0 {
-			b = safe.AppendLabel(b, "other")
-		} else {
-			b = safe.AppendLabel(b, strconv.Itoa(s.port))
-		}
-		b = append(b, "} "...)
-		b = strconv.AppendUint(b, s.n, 10)
-		b = append(b, '\n')
+		b = appendSample(b, "rstwatch_resets_total{", &s)
 	}
 	if failed {
 		b = appendMetricHeader(b, "rstwatch_failed_connections_total", failedHelp)
@@ -233,19 +240,7 @@ func (m *Registry) AppendExposition(b []byte) []byte {
 			}
 			b = append(b, "rstwatch_failed_connections_total{kind="...)
 			b = safe.AppendLabel(b, s.kind)
-			b = append(b, ",cause="...)
-			b = safe.AppendLabel(b, s.cause)
-			b = append(b, ",direction="...)
-			b = safe.AppendLabel(b, s.direction)
-			b = append(b, ",port="...)
-			if s.port < 0 {
-				b = safe.AppendLabel(b, "other")
-			} else {
-				b = safe.AppendLabel(b, strconv.Itoa(s.port))
-			}
-			b = append(b, "} "...)
-			b = strconv.AppendUint(b, s.n, 10)
-			b = append(b, '\n')
+			b = appendSample(b, ",", &s)
 		}
 	}
 	if drops != nil {
