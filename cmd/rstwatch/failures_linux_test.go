@@ -25,6 +25,29 @@ type failNet struct {
 	c, s           netip.Addr // client and server addresses
 }
 
+// families are the IP versions each scenario runs over (true: IPv6).
+var families = []bool{false, true}
+
+func familyName(v6 bool) string {
+	if v6 {
+		return "ipv6"
+	}
+	return "ipv4"
+}
+
+// listen opens a listener on addr in the server's namespace, closed when
+// the test ends.
+func (f *failNet) listen(t *testing.T, addr netip.AddrPort) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	f.server.Do(t, func() (err error) {
+		ln, err = net.Listen("tcp", addr.String())
+		return err
+	})
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
 func newFailNet(t *testing.T, v6 bool) *failNet {
 	f := &failNet{client: netnstest.New(t), server: netnstest.New(t)}
 	if v6 {
@@ -73,12 +96,8 @@ func TestIntegrationFailuresFirewall(t *testing.T) {
 		{name: "admin_prohibited", rule: "reject with icmpx type admin-prohibited", kind: "unreachable", cause: "rejected", by: "destination"},
 		{name: "host_unreachable", rule: "reject with icmpx type host-unreachable", kind: "unreachable", cause: "unreachable", by: "destination"},
 	} {
-		for _, v6 := range []bool{false, true} {
-			name := tt.name + "/ipv4"
-			if v6 {
-				name = tt.name + "/ipv6"
-			}
-			t.Run(name, func(t *testing.T) {
+		for _, v6 := range families {
+			t.Run(tt.name+"/"+familyName(v6), func(t *testing.T) {
 				t.Parallel()
 				f := newFailNet(t, v6)
 				nft(t, f.server, fmt.Sprintf("table inet t {\n chain in {\n type filter hook input priority 0;\n tcp dport 8080 %s\n }\n}\n", tt.rule))
@@ -125,12 +144,12 @@ func TestIntegrationFailuresFirewall(t *testing.T) {
 // TestIntegrationFailuresRouteUnreachable: a router on the way has an
 // `unreachable` route to the server's network and says so with ICMP.
 func TestIntegrationFailuresRouteUnreachable(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		name, fam := "ipv4", "-4"
+	for _, v6 := range families {
+		fam := "-4"
 		if v6 {
-			name, fam = "ipv6", "-6"
+			fam = "-6"
 		}
-		t.Run(name, func(t *testing.T) {
+		t.Run(familyName(v6), func(t *testing.T) {
 			t.Parallel()
 			f := newFailNet(t, v6) // the "server" namespace is the router
 			server := netip.MustParseAddrPort("198.18.55.5:8080")
@@ -155,7 +174,7 @@ func TestIntegrationFailuresRouteUnreachable(t *testing.T) {
 			if pid := field(m, "sender", "process", "pid"); pid != nil && fmt.Sprint(pid) != fmt.Sprint(client.Process.Pid) {
 				t.Errorf("sender.process.pid = %v, want curl's %d or null", pid, client.Process.Pid)
 			}
-			t.Logf("%s: %v", name, m["icmp"])
+			t.Logf("%s: %v", familyName(v6), m["icmp"])
 		})
 	}
 }
@@ -171,21 +190,12 @@ func boolInt(b bool) int {
 // lost (dropped on its way out), so the server sends its SYN-ACK again:
 // reported as unanswered, client first, naming the client.
 func TestIntegrationFailuresSynAckAgain(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		name := "ipv4"
-		if v6 {
-			name = "ipv6"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, v6 := range families {
+		t.Run(familyName(v6), func(t *testing.T) {
 			t.Parallel()
 			f := newFailNet(t, v6)
 			server := netip.AddrPortFrom(f.s, 8090)
-			var ln net.Listener
-			f.server.Do(t, func() (err error) {
-				ln, err = net.Listen("tcp", server.String())
-				return err
-			})
-			defer ln.Close()
+			f.listen(t, server)
 			nft(t, f.client, "table inet t {\n chain out {\n type filter hook output priority 0;\n tcp dport 8090 tcp flags & (fin|syn|rst|psh|ack) == ack drop\n }\n}\n")
 			w := startWatch(t, f.client, "--json", "-c", "1")
 			var c net.Conn
@@ -244,21 +254,12 @@ func dataAfterClose(t *testing.T, ns *netnstest.NS, server netip.AddrPort) {
 // TestIntegrationFailuresDataAfterClose: a server writes, closes, then
 // gets data: the reset is "closed", not "stale".
 func TestIntegrationFailuresDataAfterClose(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		name := "ipv4"
-		if v6 {
-			name = "ipv6"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, v6 := range families {
+		t.Run(familyName(v6), func(t *testing.T) {
 			t.Parallel()
 			f := newFailNet(t, v6)
 			server := netip.AddrPortFrom(f.s, 6380)
-			var ln net.Listener
-			f.server.Do(t, func() (err error) {
-				ln, err = net.Listen("tcp", server.String())
-				return err
-			})
-			defer ln.Close()
+			ln := f.listen(t, server)
 			go writeThenClose(ln)
 			w := startWatch(t, f.client, "--json", "-c", "1")
 			dataAfterClose(t, f.client, server)
@@ -281,12 +282,8 @@ func TestIntegrationFailuresRedisMaxclients(t *testing.T) {
 	if err != nil {
 		t.Skip("redis-server is not installed")
 	}
-	for _, v6 := range []bool{false, true} {
-		name := "ipv4"
-		if v6 {
-			name = "ipv6"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, v6 := range families {
+		t.Run(familyName(v6), func(t *testing.T) {
 			t.Parallel()
 			f := newFailNet(t, v6)
 			server := netip.AddrPortFrom(f.s, 6379)
@@ -334,12 +331,8 @@ func TestIntegrationFailuresRedisMaxclients(t *testing.T) {
 // a server that closes before the client's next command are each a
 // finding of `diagnose`, which exits 3.
 func TestIntegrationFailuresDiagnose(t *testing.T) {
-	for _, v6 := range []bool{false, true} {
-		name := "ipv4"
-		if v6 {
-			name = "ipv6"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, v6 := range families {
+		t.Run(familyName(v6), func(t *testing.T) {
 			t.Parallel()
 			f := newFailNet(t, v6)
 			nft(t, f.server, "table inet t {\n chain in {\n type filter hook input priority 0;\n tcp dport 8080 drop\n tcp dport 8081 reject\n }\n}\n")

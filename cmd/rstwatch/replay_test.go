@@ -61,20 +61,7 @@ func stormCapture(tb testing.TB, n int) []byte {
 func BenchmarkReplay(b *testing.B) {
 	const n = 100000
 	capture := stormCapture(b, n)
-	for _, tc := range []struct {
-		name string
-		sink func() pipeline.Sink
-	}{
-		{"w", func() pipeline.Sink {
-			w, err := capfile.Create(pipeline.Stdio, false, io.Discard, "")
-			if err != nil {
-				b.Fatal(err)
-			}
-			return w
-		}},
-		{"json", func() pipeline.Sink { return render.NewLineSink(io.Discard, true) }},
-		{"text", func() pipeline.Sink { return render.NewLineSink(io.Discard, false) }},
-	} {
+	for _, tc := range replaySinks(b) {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			resets := 0
@@ -96,24 +83,33 @@ func BenchmarkReplay(b *testing.B) {
 	}
 }
 
+// replaySink makes a fresh sink of one output path.
+type replaySink struct {
+	name string
+	sink func() pipeline.Sink
+}
+
+// replaySinks are the output paths a replay measures: -w, --json, text.
+func replaySinks(tb testing.TB) []replaySink {
+	return []replaySink{
+		{"w", func() pipeline.Sink {
+			w, err := capfile.Create(pipeline.Stdio, false, io.Discard, "")
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return w
+		}},
+		{"json", func() pipeline.Sink { return render.NewLineSink(io.Discard, true) }},
+		{"text", func() pipeline.Sink { return render.NewLineSink(io.Discard, false) }},
+	}
+}
+
 // TestReplayAllocs: the pipeline allocates nothing per reset on the file
 // and the line paths. A run over ten times more resets allocates no more
 // than the set-up does (opening, the sinks' buffers).
 func TestReplayAllocs(t *testing.T) {
 	small, big := stormCapture(t, 2000), stormCapture(t, 20000)
-	for _, tc := range []struct {
-		name string
-		sink func() pipeline.Sink
-	}{
-		{"w", func() pipeline.Sink {
-			w, err := capfile.Create(pipeline.Stdio, false, io.Discard, "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			return w
-		}},
-		{"json", func() pipeline.Sink { return render.NewLineSink(io.Discard, true) }},
-	} {
+	for _, tc := range replaySinks(t)[:2] { // the file and JSON paths
 		allocs := func(capture []byte) float64 {
 			return testing.AllocsPerRun(3, func() {
 				p, err := pipeline.Open(context.Background(), &pipeline.Config{Read: pipeline.Stdio, Stdin: bytes.NewReader(capture)})
