@@ -17,7 +17,7 @@ import (
 // so a storm costs one wakeup per block instead of one recvmmsg(2) per
 // batch, and a quiet capture still shows a reset within ringRetire.
 const (
-	ringBlock  = 128 << 10
+	ringBlock  = 512 << 10
 	ringFrame  = 2048 // only checked by the kernel: V3 packs packets tightly
 	ringRetire = 10   // ms
 	// A block holds at most this many packets: each takes a tpacket3_hdr,
@@ -31,9 +31,8 @@ const (
 // ring is a mapped PACKET_RX_RING.
 type ring struct {
 	mem   []byte
-	nr    int  // blocks
-	cur   int  // the block the next packets come from
-	held  bool // cur was handed to user space and is not released yet
+	nr    int // blocks
+	cur   int // the block the next packets come from
 	ready func(fd uintptr) bool
 }
 
@@ -78,7 +77,7 @@ func (s *Sniffer) setupRing(size int) error {
 	if cap(s.packets) < ringMaxPkts {
 		s.packets = make([]Packet, ringMaxPkts)
 	}
-	s.evbuf = make([]byte, s.snaplen)
+	s.ringCopy = make([]byte, ringBlock)
 	return nil
 }
 
@@ -119,41 +118,30 @@ func (s *Sniffer) releaseRing() {
 	}
 }
 
-// own returns b, a packet from the last read, in memory that Close leaves
-// alone: with the ring, a copy in the Sniffer's buffer (an event outlives
-// the Next that returned it, and a Close from another goroutine may unmap
-// the ring at any time after that); without, b itself.
-func (s *Sniffer) own(b []byte) []byte {
-	if !s.useRing {
-		return b
-	}
-	n := copy(s.evbuf, b)
-	return s.evbuf[:n:n]
-}
-
-// readRing returns the packets of the next filled block, after giving the
-// previous one back to the kernel. It parks on the runtime poller until the
-// kernel retires a block (POLLIN), the deadline passes or the Sniffer is
-// closed. The caller holds the ring (holdRing).
+// readRing returns the packets of the next filled block. It parks on the
+// runtime poller until the kernel retires a block (POLLIN), the deadline
+// passes or the Sniffer is closed. The packets are copied out of the block
+// in one pass and the block goes back to the kernel at once: the events
+// outlive this call (until the next), a Close from another goroutine may
+// unmap the ring any time after it, and a block given back early is room
+// for the storm. The caller holds the ring (holdRing).
 func (s *Sniffer) readRing() ([]Packet, error) {
 	r := s.ring
-	if r.held {
-		atomic.StoreUint32(r.status(r.cur), unix.TP_STATUS_KERNEL)
-		r.cur = (r.cur + 1) % r.nr
-		r.held = false
-	}
 	if !r.userOwns(r.cur) {
 		if err := s.rc.Read(r.ready); err != nil {
 			return nil, s.readErr(err)
 		}
 	}
-	r.held = true
+	defer func() {
+		atomic.StoreUint32(r.status(r.cur), unix.TP_STATUS_KERNEL)
+		r.cur = (r.cur + 1) % r.nr
+	}()
 	base := r.cur * ringBlock
 	h := (*unix.TpacketHdrV1)(unsafe.Pointer(&r.block(r.cur).Hdr[0]))
 	n := min(int(h.Num_pkts), len(s.packets))
 	off := base + int(h.Offset_to_first_pkt)
 	end := base + ringBlock
-	got := 0
+	got, copied := 0, 0
 	for range n {
 		if off+tpacket3HdrLen+unix.SizeofSockaddrLinklayer > end {
 			break
@@ -167,7 +155,9 @@ func (s *Sniffer) readRing() ([]Packet, error) {
 		}
 		p := &s.packets[got]
 		got++
-		p.Data = r.mem[start:stop:stop]
+		n := copy(s.ringCopy[copied:], r.mem[start:stop])
+		p.Data = s.ringCopy[copied : copied+n : copied+n]
+		copied += n
 		p.Len = int(th.Len)
 		p.Time = time.Unix(int64(th.Sec), int64(th.Nsec))
 		p.Ifindex = int(a.Ifindex)

@@ -96,17 +96,11 @@ var _ io.Closer = (*Sniffer)(nil)
 // call; they stay readable after a Close from another goroutine. Next
 // allocates nothing.
 func (s *Sniffer) Next(e *Event) error {
-	// Close waits for a running Next before it unmaps the ring; holding the
-	// ring once per call costs one uncontended lock, not one per packet.
-	if err := s.holdRing(); err != nil {
-		return err
-	}
-	defer s.releaseRing()
 	for {
 		for s.pos < len(s.batch) {
 			p := &s.batch[s.pos]
 			s.pos++
-			data := s.own(p.Data)
+			data := p.Data
 			// Peel checks that the ethertype and the version nibble agree
 			// (the kernel filter checks them separately); the IP stack
 			// would drop a packet where they disagree.
@@ -126,7 +120,7 @@ func (s *Sniffer) Next(e *Event) error {
 				s.duplicates++
 				continue
 			}
-			e.Ifname = s.IfName(p.Ifindex)
+			e.Ifname = s.ifName(p.Ifindex)
 			return nil
 		}
 		if err := s.interfaceGone(); err != nil {

@@ -30,6 +30,11 @@ type Sniffer struct {
 	netns  string
 	ifaces []Interface
 	names  map[int]string
+	// lastIf and lastName are the interface of the previous packet: a
+	// storm comes on one interface, and this spares a map lookup a
+	// packet. setNames clears lastName.
+	lastIf   int
+	lastName string
 	// namesAt is when names was last refreshed for an unknown index.
 	namesAt time.Time
 
@@ -47,14 +52,14 @@ type Sniffer struct {
 	nread   int
 	rerr    syscall.Errno
 
-	// The TPACKET_V3 ring, when in use (ring_linux.go). Next holds ringMu
-	// while it reads the ring, so Close unmaps it only between calls; evbuf
-	// holds the bytes of the event Next returned, out of the ring.
-	useRing bool
-	closed  atomic.Bool
-	ringMu  sync.Mutex
-	ring    *ring
-	evbuf   []byte
+	// The TPACKET_V3 ring, when in use (ring_linux.go). read holds ringMu
+	// while it reads the ring, so Close unmaps it only between calls;
+	// ringCopy holds the packets of the last block read, out of the ring.
+	useRing  bool
+	closed   atomic.Bool
+	ringMu   sync.Mutex
+	ring     *ring
+	ringCopy []byte
 
 	// watch follows the named interfaces (linkwatch_linux.go); gone is
 	// set when the only one went away.
@@ -169,6 +174,7 @@ func pick(all []net.Interface, names []string) ([]Interface, error) {
 }
 
 func (s *Sniffer) setNames(all []net.Interface) {
+	s.lastName = ""
 	s.names = make(map[int]string, len(all))
 	for _, ifi := range all {
 		s.names[ifi.Index] = ifi.Name
@@ -268,6 +274,10 @@ func (s *Sniffer) recv(fd uintptr) bool {
 
 func (s *Sniffer) read() ([]Packet, error) {
 	if s.useRing {
+		if err := s.holdRing(); err != nil {
+			return nil, err
+		}
+		defer s.releaseRing()
 		return s.readRing()
 	}
 	if err := s.rc.Read(s.recvFn); err != nil {
@@ -343,6 +353,15 @@ func (s *Sniffer) Stats() (Stats, error) {
 	s.stats.Packets += uint64(st.Packets)
 	s.stats.Drops += uint64(st.Drops)
 	return s.stats, nil
+}
+
+// ifName is IfName for the packet being returned by Next.
+func (s *Sniffer) ifName(i int) string {
+	if i != s.lastIf || s.lastName == "" {
+		name := s.IfName(i)
+		s.lastIf, s.lastName = i, name
+	}
+	return s.lastName
 }
 
 // IfName returns the name of interface index i in the captured namespace.

@@ -23,10 +23,7 @@ func Open(*Config) (*Sniffer, error) { return nil, errUnimplemented }
 
 func (s *Sniffer) read() ([]Packet, error) { return nil, errUnimplemented }
 
-func (s *Sniffer) holdRing() error      { return errUnimplemented }
-func (s *Sniffer) releaseRing()         {}
 func (s *Sniffer) interfaceGone() error { return nil }
-func (s *Sniffer) own(b []byte) []byte  { return b }
 
 // SetReadDeadline is only implemented on Linux.
 func (s *Sniffer) SetReadDeadline(time.Time) error { return errUnimplemented }
@@ -36,6 +33,8 @@ func (s *Sniffer) Stats() (Stats, error) { return Stats{}, errUnimplemented }
 
 // IfName is only implemented on Linux.
 func (s *Sniffer) IfName(int) string { return "" }
+
+func (s *Sniffer) ifName(int) string { return "" }
 
 // Close is only implemented on Linux.
 func (s *Sniffer) Close() error { return errUnimplemented }

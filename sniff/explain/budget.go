@@ -10,16 +10,20 @@ const DefaultBudget = 1000
 
 // budget is a token bucket over capture timestamps: up to rate lookups a
 // second, with bursts of up to rate. The zero value refuses everything;
-// a negative rate allows everything.
+// a negative rate allows everything. It runs on every reset of a storm,
+// so it counts in integer nanoseconds: a token is 1e9 units, and a
+// nanosecond earns rate units.
 type budget struct {
-	rate    float64
-	tokens  float64
-	last    time.Time
+	rate    int64 // tokens a second; <0: unlimited
+	units   int64 // tokens × 1e9
+	last    int64 // Unix ns of the latest packet seen
 	sampled uint64
 }
 
+const tokenUnits = int64(time.Second)
+
 func newBudget(rate int) budget {
-	return budget{rate: float64(rate), tokens: float64(rate)}
+	return budget{rate: int64(rate), units: int64(max(rate, 0)) * tokenUnits}
 }
 
 // allow takes a token at time now (a packet's kernel timestamp), counting
@@ -28,16 +32,18 @@ func (b *budget) allow(now time.Time) bool {
 	if b.rate < 0 {
 		return true
 	}
-	if !b.last.IsZero() {
-		if dt := now.Sub(b.last).Seconds(); dt > 0 {
-			b.tokens = min(b.rate, b.tokens+dt*b.rate)
+	t := now.UnixNano()
+	if b.last != 0 {
+		if dt := t - b.last; dt > 0 {
+			// Capped at a second's worth: the bucket holds rate tokens.
+			b.units = min(b.rate*tokenUnits, b.units+min(dt, tokenUnits)*b.rate)
 		}
 	}
-	if now.After(b.last) {
-		b.last = now
+	if t > b.last {
+		b.last = t
 	}
-	if b.tokens >= 1 {
-		b.tokens--
+	if b.units >= tokenUnits {
+		b.units -= tokenUnits
 		return true
 	}
 	b.sampled++

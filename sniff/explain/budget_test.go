@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -41,5 +42,35 @@ func TestBudget(t *testing.T) {
 	var zero budget
 	if zero.allow(t0) {
 		t.Fatal("the zero budget allowed")
+	}
+}
+
+// TestAddrSet: the set answers alike as a list and, past addrSetList
+// addresses, as a map; an IPv4-mapped address is its IPv4 address.
+func TestAddrSet(t *testing.T) {
+	for _, n := range []int{1, addrSetList, addrSetList + 1, 100} {
+		var m addrSet
+		for i := range n {
+			m.add(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))
+			m.add(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})) // again: no duplicate
+		}
+		if got := len(m.list) + len(m.big); got != n {
+			t.Errorf("n=%d: holds %d addresses", n, got)
+		}
+		if (m.big != nil) != (n > addrSetList) {
+			t.Errorf("n=%d: map in use is %v", n, m.big != nil)
+		}
+		for i := range n {
+			a := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
+			if !m.has(a) {
+				t.Errorf("n=%d: %v missing", n, a)
+			}
+			if mapped := netip.AddrFrom16(a.As16()); !m.has(mapped.Unmap()) {
+				t.Errorf("n=%d: %v (mapped) missing", n, mapped)
+			}
+		}
+		if m.has(netip.MustParseAddr("10.1.0.0")) || m.has(netip.MustParseAddr("::1")) {
+			t.Errorf("n=%d: has an address never added", n)
+		}
 	}
 }

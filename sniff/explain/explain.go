@@ -78,7 +78,7 @@ type Explainer struct {
 	owners  *proc.Owners
 	dump    Kernel // used by the table's periodic Refresh
 	lookup  Kernel // used on the capture path, never blocked by a dump
-	locals  atomic.Pointer[map[netip.Addr]struct{}]
+	locals  atomic.Pointer[addrSet]
 	refresh sync.Mutex
 
 	overflows    uint64 // TcpExt.ListenOverflows at the last look
@@ -318,14 +318,14 @@ func (x *Explainer) Refresh(now time.Time) {
 
 // refreshLocals lists the namespace's addresses.
 func (x *Explainer) refreshLocals() error {
-	m := make(map[netip.Addr]struct{})
+	var m addrSet
 	if x.cfg.Locals != nil {
 		addrs, err := x.cfg.Locals()
 		if err != nil {
 			return fmt.Errorf("list local addresses: %w", err)
 		}
 		for _, a := range addrs {
-			m[a.Unmap()] = struct{}{}
+			m.add(a)
 		}
 		x.locals.Store(&m)
 		return nil
@@ -338,7 +338,7 @@ func (x *Explainer) refreshLocals() error {
 		for _, a := range addrs {
 			if p, ok := a.(*net.IPNet); ok {
 				if ip, ok := netip.AddrFromSlice(p.IP); ok {
-					m[ip.Unmap()] = struct{}{}
+					m.add(ip)
 				}
 			}
 		}
@@ -358,11 +358,51 @@ func (x *Explainer) IsLocal(a netip.Addr) bool {
 		return true
 	}
 	m := x.locals.Load()
-	if m == nil {
-		return false
+	return m != nil && m.has(a)
+}
+
+// addrSet is a set of unmapped addresses. It is asked twice for every
+// packet: a namespace's few addresses are compared in a slice, without
+// the hashing of a map; a host with hundreds uses a map.
+type addrSet struct {
+	list []netip.Addr
+	big  map[netip.Addr]struct{}
+}
+
+// addrSetList is how many addresses addrSet compares one by one.
+const addrSetList = 16
+
+func (m *addrSet) add(a netip.Addr) {
+	a = a.Unmap()
+	if m.has(a) {
+		return
 	}
-	_, ok := (*m)[a]
-	return ok
+	if m.big == nil && len(m.list) < addrSetList {
+		m.list = append(m.list, a)
+		return
+	}
+	if m.big == nil {
+		m.big = make(map[netip.Addr]struct{}, 2*addrSetList)
+		for _, b := range m.list {
+			m.big[b] = struct{}{}
+		}
+		m.list = nil
+	}
+	m.big[a] = struct{}{}
+}
+
+// has reports whether a, unmapped, is in the set.
+func (m *addrSet) has(a netip.Addr) bool {
+	if m.big != nil {
+		_, ok := m.big[a]
+		return ok
+	}
+	for _, b := range m.list {
+		if a == b {
+			return true
+		}
+	}
+	return false
 }
 
 // Observe looks up the socket behind an outgoing SYN at once: a client

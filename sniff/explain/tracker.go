@@ -1,7 +1,6 @@
 package explain
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"time"
 
@@ -12,7 +11,10 @@ import (
 // A handshake is remembered until a later one lands in its slot: with 8192
 // slots and SYNs retransmitted after 1 s, retransmissions are still seen at
 // a few thousand new connections a second.
-const trackerSlots = 8192
+const (
+	trackerBits  = 13
+	trackerSlots = 1 << trackerBits
+)
 
 // Tracker remembers, in fixed memory and without allocating, the SYNs and
 // SYN-ACKs a capture saw (so one sent again is recognised: same 4-tuple and
@@ -23,6 +25,12 @@ const trackerSlots = 8192
 type Tracker struct {
 	syns [trackerSlots]synSlot
 	fins [trackerSlots]finSlot
+	// finSeen marks the fins slots a FIN was ever recorded in, indexed by
+	// a hash of the ports alone. AfterFIN runs on every reset; in a storm
+	// most connections never sent a FIN, and this 1 KiB, which stays in
+	// the CPU's cache, answers for them without the full hash and a cache
+	// miss in fins.
+	finSeen [trackerSlots / 64]uint64
 }
 
 type synSlot struct {
@@ -81,6 +89,14 @@ func (t *Tracker) FIN(s *sniff.Segment) {
 	}
 	k := fingerprint(s.Src, s.Dst, 0)
 	t.fins[k&(trackerSlots-1)] = finSlot{key: k, seq: s.Seq + uint32(s.PayloadLen)}
+	i := portsSlot(s)
+	t.finSeen[i/64] |= 1 << (i % 64)
+}
+
+// portsSlot is a connection's bit in finSeen.
+func portsSlot(s *sniff.Segment) uint32 {
+	x := uint32(s.Src.Port())<<16 | uint32(s.Dst.Port())
+	return (x * 2654435761) >> (32 - trackerBits)
 }
 
 // AfterFIN reports whether s, a reset, comes from a socket that had sent
@@ -90,28 +106,16 @@ func (t *Tracker) FIN(s *sniff.Segment) {
 // either acknowledged the FIN (+1) or sent its data before the FIN reached
 // it (the keep-alive race: +0).
 func (t *Tracker) AfterFIN(s *sniff.Segment) bool {
+	if i := portsSlot(s); t.finSeen[i/64]&(1<<(i%64)) == 0 {
+		return false
+	}
 	k := fingerprint(s.Src, s.Dst, 0)
 	slot := &t.fins[k&(trackerSlots-1)]
 	return slot.key == k && (s.Seq == slot.seq || s.Seq == slot.seq+1)
 }
 
-// fingerprint hashes a connection's endpoints and extra (FNV-1a, 64 bit);
-// it is never 0, the mark of an empty slot.
+// fingerprint hashes a connection's endpoints and extra; it is never 0,
+// the mark of an empty slot.
 func fingerprint(src, dst netip.AddrPort, extra uint64) uint64 {
-	h := uint64(14695981039346656037)
-	var buf [16 + 16 + 2 + 2 + 8]byte
-	a, b := src.Addr().Unmap().As16(), dst.Addr().Unmap().As16()
-	copy(buf[0:], a[:])
-	copy(buf[16:], b[:])
-	binary.BigEndian.PutUint16(buf[32:], src.Port())
-	binary.BigEndian.PutUint16(buf[34:], dst.Port())
-	binary.BigEndian.PutUint64(buf[36:], extra)
-	for _, c := range buf {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	if h == 0 {
-		h = 1
-	}
-	return h
+	return sniff.TupleHash(src.Addr(), dst.Addr(), uint64(src.Port())<<16|uint64(dst.Port()), extra)
 }

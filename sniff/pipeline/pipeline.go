@@ -58,6 +58,19 @@ type Sink interface {
 	Flush() error
 }
 
+// A TimedSink is a Sink whose Flush need not run each time the capture
+// goes idle: FlushEvery after an event is soon enough, and Run calls it
+// then (and at the end). A capture file is one: as tcpdump -w, it writes
+// when its buffer is full, and at least every FlushEvery, instead of once
+// per ring block. A write(2) per ring block cost more than the writing:
+// each wakes the Go runtime's monitor thread, which then polls for a
+// millisecond.
+type TimedSink interface {
+	Sink
+	// FlushOnTimer marks the sink; it is never called.
+	FlushOnTimer()
+}
+
 // Config configures Open.
 type Config struct {
 	// Capture is the live capture's configuration (interfaces, filter).
@@ -348,16 +361,12 @@ func (p *Pipeline) Close() {
 func (p *Pipeline) Run(ctx context.Context, limit int, sinks ...Sink) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r := &run{p: p, limit: limit, sinks: sinks, cancel: cancel}
+	r := newRun(ctx, p, limit, sinks, cancel)
 	defer func() {
 		p.mu.Lock()
 		r.flushLocked()
 		p.mu.Unlock()
 	}()
-	// The flush timer runs only while something is unflushed: an idle
-	// capture wakes nothing up.
-	r.timer = time.AfterFunc(time.Hour, func() { r.timerFlush(ctx) })
-	r.timer.Stop()
 	defer r.timer.Stop()
 	var wg sync.WaitGroup
 	if p.file != nil {
@@ -456,6 +465,16 @@ type run struct {
 	timer *time.Timer
 }
 
+// newRun prepares a run of p's sources into sinks; cancel ends ctx.
+func newRun(ctx context.Context, p *Pipeline, limit int, sinks []Sink, cancel context.CancelFunc) *run {
+	r := &run{p: p, limit: limit, sinks: sinks, cancel: cancel}
+	// The flush timer runs only while something is unflushed: an idle
+	// capture wakes nothing up.
+	r.timer = time.AfterFunc(time.Hour, func() { r.timerFlush(ctx) })
+	r.timer.Stop()
+	return r
+}
+
 func (r *run) fail(err error) {
 	r.p.mu.Lock()
 	if r.err == nil {
@@ -501,8 +520,9 @@ func (r *run) flushLocked() error {
 	return first
 }
 
-// idle runs before a source may block: flush what is buffered and, for
-// a live capture, refresh its drop count.
+// idle runs before a source may block: flush what is buffered (a
+// TimedSink waits for the timer, which is armed) and, for a live capture,
+// refresh its drop count.
 func (r *run) idle(cp *capture) error {
 	r.p.mu.Lock()
 	defer r.p.mu.Unlock()
@@ -517,7 +537,20 @@ func (r *run) idle(cp *capture) error {
 	if !r.unflushed {
 		return nil
 	}
-	return r.flushLocked()
+	timed := false
+	var first error
+	for _, s := range r.sinks {
+		if _, ok := s.(TimedSink); ok {
+			timed = true
+			continue
+		}
+		if err := s.Flush(); err != nil && first == nil {
+			first = err
+		}
+	}
+	// With a TimedSink still holding events, the timer stays armed.
+	r.unflushed = timed
+	return first
 }
 
 // loop reads one source until ctx ends or it is exhausted.
@@ -597,9 +630,16 @@ func (r *run) handshake(ev *Event) bool {
 }
 
 // handle hands one event to the sinks, counting resets against the limit.
+// It runs for every packet of a storm: the lock is released by hand, not
+// deferred.
 func (r *run) handle(ev *Event) error {
 	r.p.mu.Lock()
-	defer r.p.mu.Unlock()
+	err := r.handleLocked(ev)
+	r.p.mu.Unlock()
+	return err
+}
+
+func (r *run) handleLocked(ev *Event) error {
 	reset := ev.Reported()
 	if reset {
 		if r.limit > 0 && r.n >= r.limit {

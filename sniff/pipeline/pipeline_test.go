@@ -263,3 +263,73 @@ func TestRunFileHandshakes(t *testing.T) {
 		t.Errorf("sinks got flags %v, want %v (SYN, SYN-ACK, reset; not the bare ACK)", flags, want)
 	}
 }
+
+// timedRecorder is a recorder that is a TimedSink.
+type timedRecorder struct{ *recorder }
+
+func (timedRecorder) FlushOnTimer() {}
+
+// idleSource returns one reset, then has nothing buffered and blocks,
+// as a live capture between ring blocks, until ctx ends.
+type idleSource struct {
+	ctx  context.Context
+	sent bool
+}
+
+func (s *idleSource) Buffered() int {
+	if s.sent {
+		return 0
+	}
+	return 1
+}
+
+func (s *idleSource) Next(e *sniff.Event) error {
+	if !s.sent {
+		s.sent = true
+		e.Time = time.Now()
+		return e.Segment.Decode(refusal(0))
+	}
+	<-s.ctx.Done()
+	return io.EOF
+}
+
+// TestRunTimedSinkWaitsForTimer: when the source goes idle, a plain sink
+// is flushed at once and a TimedSink (a capture file) only by the timer,
+// FlushEvery after the event, and still while the source blocks.
+func TestRunTimedSinkWaitsForTimer(t *testing.T) {
+	plain := &recorder{handled: make(chan struct{}, 1)}
+	timed := timedRecorder{&recorder{handled: make(chan struct{}, 1)}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := newRun(ctx, &Pipeline{}, 0, []Sink{plain, timed}, cancel)
+	defer r.timer.Stop()
+	done := make(chan error, 1)
+	go func() { done <- r.loop(ctx, &idleSource{ctx: ctx}, nil) }()
+	var plainAt time.Time
+	select {
+	case <-plain.handled:
+		plainAt = time.Now()
+	case <-timed.handled:
+		t.Fatal("the timed sink was flushed before the plain one: at idle")
+	case <-time.After(2 * time.Second):
+		t.Fatal("the plain sink was not flushed when the source went idle")
+	}
+	select {
+	case <-timed.handled:
+		if d := time.Since(plainAt); d < FlushEvery/2 {
+			t.Errorf("the timed sink was flushed %v after the idle flush, want about FlushEvery (%v)", d, FlushEvery)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the timed sink was not flushed by the timer while the source blocked")
+	}
+	timed.mu.Lock()
+	n := len(timed.resets)
+	timed.mu.Unlock()
+	if n != 1 {
+		t.Errorf("timed sink got %d resets, want 1", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("loop = %v", err)
+	}
+}

@@ -51,17 +51,21 @@ var (
 
 // TestWriterFilePath is the -w path in a storm: handling a reset or a SYN
 // allocates nothing and makes no Write of its own; the file gets a few
-// Writes of many packets, and the comments carry each verdict.
+// Writes of many packets, and the comments carry each verdict that
+// attribution looked at and each failure that is not a reset; a reset
+// explained from the packet alone (sampled) has none.
 func TestWriterFilePath(t *testing.T) {
 	out := &countWriter{}
 	w, err := Create(pipeline.Stdio, false, out, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	unanswered := explain.Verdict{Kind: explain.KindUnanswered, Cause: explain.Timeout, Sampled: true, Attempts: 2}
 	events := []*pipeline.Event{
 		event(40000, sniff.FlagRST|sniff.FlagACK, sampled),
 		event(40001, sniff.FlagRST, explained),
 		event(40002, sniff.FlagSYN, explain.Verdict{}),
+		event(40003, sniff.FlagSYN, unanswered),
 	}
 	for _, e := range events { // the first: the interface's block
 		if err := w.Handle(e); err != nil {
@@ -77,7 +81,7 @@ func TestWriterFilePath(t *testing.T) {
 		}
 	})
 	if allocs != 0 {
-		t.Errorf("Handle allocates %v times per 3 segments, want 0", allocs)
+		t.Errorf("Handle allocates %v times per 4 segments, want 0", allocs)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -92,9 +96,10 @@ func TestWriterFilePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"rstwatch: cause=refused",
+		"",
 		"rstwatch: cause=abort sender=nginx/4242 target=curl/7",
 		synComment,
+		"rstwatch: kind=unanswered cause=timeout",
 	}
 	for i := 0; ; i++ {
 		p, err := r.Next()
