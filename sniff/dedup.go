@@ -48,7 +48,7 @@ type dedupSlot struct {
 // Duplicate reports whether e is a copy, seen on another interface within
 // the window, of a segment already reported; otherwise it remembers e.
 func (d *Dedup) Duplicate(e *Event) bool {
-	sum := segmentHash(&e.Segment)
+	sum := packetHash(e)
 	win := d.Window
 	if win == 0 {
 		win = DefaultDedupWindow
@@ -64,6 +64,41 @@ func (d *Dedup) Duplicate(e *Event) bool {
 	}
 	*slot = dedupSlot{sum: sum, at: now, ifindex: uint32(e.Ifindex)}
 	return false
+}
+
+// packetHash hashes what stays the same when e's segment is forwarded:
+// for a TCP segment, the bytes of the addresses, the ports, sequence
+// numbers and flags, read from the packet where the decoder found them
+// (eight bytes at a time, without building netip addresses back into
+// bytes: that was half of deduplication's cost); for an ICMP error (or an
+// event without its packet) segmentHash. Never 0.
+func packetHash(e *Event) uint64 {
+	s := &e.Segment
+	ip := e.Data
+	if s.ICMP.Valid() || s.TCPOffset < ipv4MinimumSize || len(ip) < s.TCPOffset+14 {
+		return segmentHash(s)
+	}
+	le := binary.LittleEndian
+	t := ip[s.TCPOffset:]
+	// Ports and sequence number; acknowledgement and flags.
+	ps := le.Uint64(t[0:8])
+	af := uint64(le.Uint32(t[8:12])) | uint64(t[13])<<32
+	var h uint64
+	switch {
+	case s.Family == IPv4 && len(ip) >= 20:
+		h = fold(le.Uint64(ip[12:20])^k0, af^k1)
+	case s.Family == IPv6 && len(ip) >= 40:
+		h = fold(le.Uint64(ip[8:16])^k0, le.Uint64(ip[16:24])^k1)
+		h ^= fold(le.Uint64(ip[24:32])^k2, le.Uint64(ip[32:40])^k3)
+		h = fold(h^af^k1, k2)
+	default:
+		return segmentHash(s)
+	}
+	h = fold(h^ps^k3, uint64(s.Family)^k0)
+	if h == 0 {
+		h = 1
+	}
+	return h
 }
 
 // segmentHash hashes what stays the same when a segment is forwarded:
@@ -84,12 +119,6 @@ func segmentHash(s *Segment) uint64 {
 // every packet of a storm, where a byte-wise hash over the same 48 bytes
 // cost more than decoding the packet.
 func TupleHash(src, dst netip.Addr, a, b uint64) uint64 {
-	const (
-		k0 = 0xa0761d6478bd642f
-		k1 = 0xe7037ed1a0b428db
-		k2 = 0x8ebc6af09c88c6e3
-		k3 = 0x589965cc75374cc3
-	)
 	s, d := src.As16(), dst.As16()
 	be := binary.BigEndian
 	h := fold(be.Uint64(s[:8])^k0, be.Uint64(s[8:])^k1)
@@ -100,6 +129,14 @@ func TupleHash(src, dst netip.Addr, a, b uint64) uint64 {
 	}
 	return h
 }
+
+// The hashes' keys (wyhash's).
+const (
+	k0 = 0xa0761d6478bd642f
+	k1 = 0xe7037ed1a0b428db
+	k2 = 0x8ebc6af09c88c6e3
+	k3 = 0x589965cc75374cc3
+)
 
 // fold multiplies a and b to 128 bits and xors the halves.
 func fold(a, b uint64) uint64 {

@@ -97,30 +97,7 @@ var _ io.Closer = (*Sniffer)(nil)
 // allocates nothing.
 func (s *Sniffer) Next(e *Event) error {
 	for {
-		for s.pos < len(s.batch) {
-			p := &s.batch[s.pos]
-			s.pos++
-			data := p.Data
-			// Peel checks that the ethertype and the version nibble agree
-			// (the kernel filter checks them separately); the IP stack
-			// would drop a packet where they disagree.
-			ip, err := e.Segment.DecodeLayers(data, p.Proto, &e.Encap)
-			if err != nil {
-				s.undecodable++
-				continue
-			}
-			if p.VLAN {
-				// The kernel took the outermost tag off the frame.
-				e.Encap.PushVLAN(p.VLANTPID, p.VLANTCI)
-			}
-			e.Time, e.Ifindex, e.Data = p.Time, p.Ifindex, ip
-			e.Len = p.Len - (len(data) - len(ip))
-			e.Direction = DirectionOf(p.PktType, p.HAType)
-			if s.dedup.Duplicate(e) {
-				s.duplicates++
-				continue
-			}
-			e.Ifname = s.ifName(p.Ifindex)
+		if s.TryNext(e) {
 			return nil
 		}
 		if err := s.interfaceGone(); err != nil {
@@ -136,6 +113,39 @@ func (s *Sniffer) Next(e *Event) error {
 		}
 		s.batch, s.pos = batch, 0
 	}
+}
+
+// TryNext is Next without reading: it fills e with the next segment of
+// the batch read last and reports true, or reports false, without
+// blocking, when that batch holds no more. e is as with Next.
+func (s *Sniffer) TryNext(e *Event) bool {
+	for s.pos < len(s.batch) {
+		p := &s.batch[s.pos]
+		s.pos++
+		data := p.Data
+		// Peel checks that the ethertype and the version nibble agree
+		// (the kernel filter checks them separately); the IP stack
+		// would drop a packet where they disagree.
+		ip, err := e.Segment.DecodeLayers(data, p.Proto, &e.Encap)
+		if err != nil {
+			s.undecodable++
+			continue
+		}
+		if p.VLAN {
+			// The kernel took the outermost tag off the frame.
+			e.Encap.PushVLAN(p.VLANTPID, p.VLANTCI)
+		}
+		e.Time, e.Ifindex, e.Data = p.Time, p.Ifindex, ip
+		e.Len = p.Len - (len(data) - len(ip))
+		e.Direction = DirectionOf(p.PktType, p.HAType)
+		if s.dedup.Duplicate(e) {
+			s.duplicates++
+			continue
+		}
+		e.Ifname = s.ifName(p.Ifindex)
+		return true
+	}
+	return false
 }
 
 // Undecodable returns how many captured packets did not decode as TCP, and

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	enc "encoding/binary"
 	"io"
 	"net/netip"
 	"testing"
@@ -28,20 +27,9 @@ func stormCapture(tb testing.TB, n int) []byte {
 	t0 := time.Unix(1700000000, 0)
 	for i := range n {
 		port := uint16(1024 + i%60000)
-		var ip []byte
-		if i%2 == 0 {
-			ip = snifftest.IPv4Segment(netip.AddrPortFrom(src4, port), netip.AddrPortFrom(dst4, 7211), sniff.FlagRST|sniff.FlagACK, uint32(i)*2654435761, 5)
-		} else {
-			// IPv6 with the same TCP header.
-			tcp := snifftest.IPv4Segment(netip.AddrPortFrom(src4, port), netip.AddrPortFrom(dst4, 7211), sniff.FlagRST|sniff.FlagACK, uint32(i)*2654435761, 5)[20:]
-			ip = make([]byte, 40, 60)
-			ip[0] = 0x60
-			enc.BigEndian.PutUint16(ip[4:], 20)
-			ip[6], ip[7] = 6, 64
-			s, d := src6.As16(), dst6.As16()
-			copy(ip[8:], s[:])
-			copy(ip[24:], d[:])
-			ip = append(ip, tcp...)
+		ip := snifftest.IPv4Segment(netip.AddrPortFrom(src4, port), netip.AddrPortFrom(dst4, 7211), sniff.FlagRST|sniff.FlagACK, uint32(i)*2654435761, 5)
+		if i%2 == 1 {
+			ip = snifftest.IPv6Segment(netip.AddrPortFrom(src6, port), netip.AddrPortFrom(dst6, 7211), sniff.FlagRST|sniff.FlagACK, uint32(i)*2654435761, 5)
 		}
 		ci := savefile.CaptureInfo{Time: t0.Add(time.Duration(i) * 1700 * time.Nanosecond), Ifindex: 2, Direction: savefile.DirectionInbound}
 		if err := w.WritePacket(ci, ip); err != nil {

@@ -565,20 +565,37 @@ func (r *run) loop(ctx context.Context, src source, cp *capture) error {
 	if cp != nil {
 		ev.Netns, x = cp.ns, cp.explainer
 	}
+	// A live capture hands out the segments of a ring block without
+	// blocking (TryNext): the sinks' lock is then taken once per block, not
+	// once per packet, and let go before the capture may block, so that
+	// the flush timer and the other captures wait at most one block.
+	try, _ := src.(interface{ TryNext(*sniff.Event) bool })
+	locked := false
+	defer func() {
+		if locked {
+			r.p.mu.Unlock()
+		}
+	}()
 	for ctx.Err() == nil {
-		if src.Buffered() == 0 {
-			if err := r.idle(cp); err != nil {
+		if try == nil || !try.TryNext(&ev.Event) {
+			if locked {
+				r.p.mu.Unlock()
+				locked = false
+			}
+			if src.Buffered() == 0 {
+				if err := r.idle(cp); err != nil {
+					return err
+				}
+			}
+			if err := src.Next(&ev.Event); err != nil {
+				switch {
+				case errors.Is(err, io.EOF):
+					return nil
+				case ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):
+					return nil
+				}
 				return err
 			}
-		}
-		if err := src.Next(&ev.Event); err != nil {
-			switch {
-			case errors.Is(err, io.EOF):
-				return nil
-			case ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):
-				return nil
-			}
-			return err
 		}
 		if !ev.IsReset() {
 			if x != nil {
@@ -606,8 +623,16 @@ func (r *run) loop(ctx context.Context, src source, cp *capture) error {
 			ev.Verdict.Kind = explain.KindReset
 			explain.AfterClose(t, x, &ev.Event, &ev.Verdict)
 		}
-		if err := r.handle(&ev); err != nil {
+		if !locked {
+			r.p.mu.Lock()
+			locked = true
+		}
+		if err := r.handleLocked(&ev); err != nil {
 			return err
+		}
+		if try == nil {
+			r.p.mu.Unlock()
+			locked = false
 		}
 	}
 	return nil
@@ -629,16 +654,8 @@ func (r *run) handshake(ev *Event) bool {
 	return false
 }
 
-// handle hands one event to the sinks, counting resets against the limit.
-// It runs for every packet of a storm: the lock is released by hand, not
-// deferred.
-func (r *run) handle(ev *Event) error {
-	r.p.mu.Lock()
-	err := r.handleLocked(ev)
-	r.p.mu.Unlock()
-	return err
-}
-
+// handleLocked hands one event to the sinks, counting resets against the
+// limit; the caller holds p.mu.
 func (r *run) handleLocked(ev *Event) error {
 	reset := ev.Reported()
 	if reset {

@@ -33,3 +33,17 @@ func IPv4Segment(src, dst netip.AddrPort, flags sniff.TCPFlags, seq uint32, doff
 	tcp[12], tcp[13] = doff<<4, byte(flags)
 	return b
 }
+
+// IPv6Segment is IPv4Segment over IPv6 (hop limit 64, no extension
+// headers). Both addresses must be IPv6.
+func IPv6Segment(src, dst netip.AddrPort, flags sniff.TCPFlags, seq uint32, doff byte) []byte {
+	tcp := IPv4Segment(netip.AddrPortFrom(netip.IPv4Unspecified(), src.Port()), netip.AddrPortFrom(netip.IPv4Unspecified(), dst.Port()), flags, seq, doff)[20:]
+	b := make([]byte, 40, 40+len(tcp))
+	b[0] = 0x60
+	binary.BigEndian.PutUint16(b[4:], uint16(len(tcp)))
+	b[6], b[7] = 6, 64
+	s, d := src.Addr().As16(), dst.Addr().As16()
+	copy(b[8:], s[:])
+	copy(b[24:], d[:])
+	return append(b, tcp...)
+}
