@@ -74,3 +74,30 @@ func TestAddrSet(t *testing.T) {
 		}
 	}
 }
+
+// TestIsLocalCache: the capture path's cached answer is IsLocal's, also
+// after the namespace's addresses change and for more addresses than the
+// cache holds.
+func TestIsLocalCache(t *testing.T) {
+	x := &Explainer{}
+	var before, after addrSet
+	before.add(netip.MustParseAddr("10.0.0.1"))
+	after.add(netip.MustParseAddr("10.0.0.2"))
+	addrs := []netip.Addr{
+		netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("127.0.0.1"),
+		netip.MustParseAddr("::ffff:10.0.0.1"), netip.MustParseAddr("::1"), netip.MustParseAddr("192.0.2.9"),
+	}
+	for _, set := range []*addrSet{&before, &after} {
+		x.locals.Store(set)
+		for range 3 {
+			for _, a := range addrs {
+				if got, want := x.isLocal(a), x.IsLocal(a); got != want {
+					t.Errorf("isLocal(%v) = %v, IsLocal %v", a, got, want)
+				}
+			}
+		}
+	}
+	if !x.isLocal(netip.MustParseAddr("10.0.0.2")) || x.isLocal(netip.MustParseAddr("10.0.0.1")) {
+		t.Error("the cache kept the answers of the old address set")
+	}
+}

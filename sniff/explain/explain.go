@@ -73,12 +73,15 @@ var _ Kernel = (*proc.Diag)(nil)
 // must be called from one goroutine (the capture's); Run refreshes the
 // state from another.
 type Explainer struct {
-	cfg     Config
-	table   *proc.Table
-	owners  *proc.Owners
-	dump    Kernel // used by the table's periodic Refresh
-	lookup  Kernel // used on the capture path, never blocked by a dump
-	locals  atomic.Pointer[addrSet]
+	cfg    Config
+	table  *proc.Table
+	owners *proc.Owners
+	dump   Kernel // used by the table's periodic Refresh
+	lookup Kernel // used on the capture path, never blocked by a dump
+	locals atomic.Pointer[addrSet]
+	// recent caches IsLocal for the capture path (isLocal), which asks
+	// twice a packet about the same few addresses.
+	recent  localCache
 	refresh sync.Mutex
 
 	overflows    uint64 // TcpExt.ListenOverflows at the last look
@@ -361,6 +364,34 @@ func (x *Explainer) IsLocal(a netip.Addr) bool {
 	return m != nil && m.has(a)
 }
 
+// localCache remembers IsLocal's answer for the last few addresses, for
+// one set of local addresses.
+type localCache struct {
+	set  *addrSet
+	addr [4]netip.Addr
+	is   [4]bool
+	next uint8
+}
+
+// isLocal is IsLocal for the capture goroutine: in a storm the same
+// addresses come again and again, and a hit costs a comparison or two.
+func (x *Explainer) isLocal(a netip.Addr) bool {
+	m, c := x.locals.Load(), &x.recent
+	if c.set != m {
+		*c = localCache{set: m}
+	}
+	for i := range c.addr {
+		if c.addr[i] == a {
+			return c.is[i]
+		}
+	}
+	is := x.IsLocal(a)
+	i := c.next % uint8(len(c.addr))
+	c.addr[i], c.is[i] = a, is
+	c.next++
+	return is
+}
+
 // addrSet is a set of unmapped addresses. It is asked twice for every
 // packet: a namespace's few addresses are compared in a slice, without
 // the hashing of a map; a host with hundreds uses a map.
@@ -409,7 +440,7 @@ func (m *addrSet) has(a netip.Addr) bool {
 // whose connection is refused lives in SYN-SENT only until the reset
 // arrives (KERNEL-NOTES fact 14), so this is the one chance to see it.
 func (x *Explainer) Observe(e *sniff.Event) {
-	if e.Flags&(sniff.FlagSYN|sniff.FlagACK|sniff.FlagRST) != sniff.FlagSYN || !x.IsLocal(e.Src.Addr()) {
+	if e.Flags&(sniff.FlagSYN|sniff.FlagACK|sniff.FlagRST) != sniff.FlagSYN || !x.isLocal(e.Src.Addr()) {
 		return
 	}
 	if !x.budget.allow(e.Time) {
@@ -429,7 +460,7 @@ func (x *Explainer) Observe(e *sniff.Event) {
 // Explain fills v with why e, a reset, happened.
 func (x *Explainer) Explain(e *sniff.Event, v *Verdict) {
 	*v = Verdict{Cause: WireCause(&e.Segment)}
-	senderLocal, targetLocal := x.IsLocal(e.Src.Addr()), x.IsLocal(e.Dst.Addr())
+	senderLocal, targetLocal := x.isLocal(e.Src.Addr()), x.isLocal(e.Dst.Addr())
 	v.Sender.Local, v.Target.Local = TriOf(senderLocal), TriOf(targetLocal)
 	if !senderLocal && !targetLocal {
 		return

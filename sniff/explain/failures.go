@@ -114,7 +114,7 @@ func AfterClose(t *Tracker, x *Explainer, e *sniff.Event, v *Verdict) {
 // live while SYNs are sent again) as the sender, and the local server's
 // listener.
 func (x *Explainer) ExplainFailure(e *sniff.Event, v *Verdict) {
-	clientLocal, serverLocal := x.IsLocal(e.Src.Addr()), x.IsLocal(e.Dst.Addr())
+	clientLocal, serverLocal := x.isLocal(e.Src.Addr()), x.isLocal(e.Dst.Addr())
 	v.Sender.Local, v.Target.Local = TriOf(clientLocal), TriOf(serverLocal)
 	if !clientLocal && !serverLocal {
 		return

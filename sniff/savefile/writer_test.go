@@ -170,7 +170,8 @@ func (w *writeRecorder) Write(b []byte) (int, error) {
 func TestWriterWholeBlocks(t *testing.T) {
 	var rec writeRecorder
 	w := savefile.NewPcapNGWriter(&rec)
-	for i := range 300 {
+	// Enough packets for a dozen Writes.
+	for i := 0; rec.Len() < 12*savefile.WriteAt; i++ {
 		c := testCaptures()[i%6]
 		if err := w.WritePacket(c.ci, c.ip[:len(c.ip)-i%7]); err != nil {
 			t.Fatalf("failed to write packet: %v", err)
@@ -258,7 +259,8 @@ func TestWriterErrors(t *testing.T) {
 			}
 			ci := savefile.CaptureInfo{Time: time.Now(), Ifindex: 1, Ifname: "eth0"}
 			var err error
-			for i := 0; i < 10000 && err == nil; i++ {
+			// More than WriteAt bytes: the buffer is written out.
+			for i := 0; i < 2*savefile.WriteAt/len(ipv4RST) && err == nil; i++ {
 				err = w.WritePacket(ci, ipv4RST)
 			}
 			if !errors.Is(err, syscall.ENOSPC) {

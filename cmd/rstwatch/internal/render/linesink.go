@@ -8,8 +8,10 @@ import (
 )
 
 // lineWriteAt is how many bytes of lines make LineSink write them out
-// before the pipeline's next Flush (which comes once per ring block).
-const lineWriteAt = 256 << 10
+// before the pipeline's next Flush (which comes once per ring block). In a
+// storm a ring block renders to about 2 MB of JSON: each write(2) also
+// wakes the Go runtime's monitor thread, so fewer, larger writes.
+const lineWriteAt = 1 << 20
 
 // LineSink prints each reset as a text line or a JSON object. Lines are
 // rendered straight into one buffer, written once per ring block (on
