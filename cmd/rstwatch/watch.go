@@ -68,7 +68,7 @@ func sessionFlags() []cli.Flag {
 		&cli.BoolFlag{Name: flagPcap, Usage: "with -w, write classic pcap (LINKTYPE_LINUX_SLL2, nanoseconds) instead of pcapng"},
 		&cli.StringFlag{Name: flagRead, Aliases: []string{"r"}, Usage: "read resets from pcap or pcapng `FILE` instead of capturing (\"-\" is stdin; causes from the packets alone)"},
 		&cli.BoolFlag{Name: flagNoExplain, Usage: "do not tie resets to sockets and processes (no sock_diag, no /proc scans; causes from the packets alone)"},
-		&cli.IntFlag{Name: flagExplainBudget, Value: explain.DefaultBudget, Usage: "tie at most `N` resets and SYNs a second to sockets; in a storm the rest are explained from the packet alone (-1: no limit)"},
+		&cli.IntFlag{Name: flagExplainBudget, Value: explain.DefaultBudget, Usage: "tie at most `N` resets and SYNs a second to sockets (a lookup that finds no socket counts as ten); in a storm the rest are explained from the packet alone (-1: no limit)"},
 		metricsFlag(),
 	}, namespaceFlags()...)
 }

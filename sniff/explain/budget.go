@@ -15,7 +15,7 @@ const DefaultBudget = 1000
 // nanosecond earns rate units.
 type budget struct {
 	rate    int64 // tokens a second; <0: unlimited
-	units   int64 // tokens × 1e9
+	units   int64 // tokens × 1e9; below 0 after a miss (missed)
 	last    int64 // Unix ns of the latest packet seen
 	sampled uint64
 }
@@ -48,6 +48,24 @@ func (b *budget) allow(now time.Time) bool {
 	}
 	b.sampled++
 	return false
+}
+
+// missCost is what a lookup that found no socket costs, in tokens, all
+// told: the kernel's work is the same as for a hit, and in a storm of
+// resets for sockets that no longer exist (or never did: a scan, crafted
+// resets) the next lookups would find nothing either. Attribution then
+// backs off to a tenth of the budget, while lookups that find sockets keep
+// all of it.
+const missCost = 10
+
+// missed charges a lookup that allow let through and that found no socket
+// the rest of missCost. The bucket may go into debt (by less than
+// missCost tokens: allow left it at 0 or more), paid back by the refill.
+func (b *budget) missed() {
+	if b.rate < 0 {
+		return
+	}
+	b.units -= (missCost - 1) * tokenUnits
 }
 
 // Sampled returns how many resets (and SYNs) Explain and Observe left to

@@ -43,6 +43,35 @@ func TestBudget(t *testing.T) {
 	if zero.allow(t0) {
 		t.Fatal("the zero budget allowed")
 	}
+	unlimited.missed()
+	if !unlimited.allow(t0) {
+		t.Fatal("a miss limited an unlimited budget")
+	}
+}
+
+// TestBudgetMisses: lookups that find nothing cost missCost tokens, so a
+// storm of them is looked up at a tenth of the rate; hits keep the rate.
+func TestBudgetMisses(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		miss bool
+		want int
+	}{{false, 1000 + 2000}, {true, (1000 + 2000) / missCost}} {
+		b := newBudget(1000)
+		allowed := 0
+		// 2 s of 100,000 resets a second.
+		for i := range 200000 {
+			if b.allow(t0.Add(time.Duration(i) * 10 * time.Microsecond)) {
+				allowed++
+				if tc.miss {
+					b.missed()
+				}
+			}
+		}
+		if allowed < tc.want*95/100 || allowed > tc.want*105/100 {
+			t.Errorf("misses %v: %d lookups in 2 s, want about %d", tc.miss, allowed, tc.want)
+		}
+	}
 }
 
 // TestAddrSet: the set answers alike as a list and, past addrSetList

@@ -643,6 +643,7 @@ func (x *Explainer) socketOwner(local, remote netip.AddrPort) Proc {
 		}
 		return procOf(ent, Recent)
 	}
+	x.budget.missed()
 	return Proc{}
 }
 
