@@ -2,6 +2,7 @@ package render
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,6 +98,31 @@ func TestRendererSameLines(t *testing.T) {
 			if got, want := string(r.AppendText(nil, e, &v, nil)), string(AppendText(nil, e, &v, nil)); got != want {
 				t.Fatalf("%v: Renderer.AppendText\n%s\nwant\n%s", a, got, want)
 			}
+		}
+	}
+	// The head and the second it remembers: lines that change one field
+	// of the head at a time, or the time within a second, across seconds,
+	// before 1970 and past 9999 (other layouts), and interface names that
+	// are hostile or too long to keep.
+	times := []time.Time{time.Unix(1700000000, 1), time.Unix(1700000000, 999999999), time.Unix(1700000001, 5),
+		time.Unix(-1, 5), time.Unix(-1, 6), time.Date(10000, 1, 1, 0, 0, 0, 7, time.UTC), time.Unix(1700000001, 6)}
+	names := []string{"lo", "eth0", "eth0\x1b[31m", strings.Repeat("\u202e", 100), "lo"}
+	e := evs[0]
+	for i := range 500 {
+		switch i % 5 {
+		case 0:
+			e.Time = times[i/5%len(times)]
+		case 1:
+			e.Ifname = names[i/5%len(names)]
+		case 2:
+			e.Ifindex = i % 3
+		case 3:
+			e.Direction = sniff.Direction(i % 4)
+		case 4:
+			e.Family = sniff.Family(i%2 + 1)
+		}
+		if got, want := string(r.AppendJSON(nil, &e, &v, nil)), string(AppendJSON(nil, &e, &v, nil)); got != want {
+			t.Fatalf("line %d: Renderer.AppendJSON\n%s\nwant\n%s", i, got, want)
 		}
 	}
 	buf := make([]byte, 0, 2048)

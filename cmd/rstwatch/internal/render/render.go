@@ -44,7 +44,7 @@ func AppendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []b
 }
 
 // appendText is AppendText, with an address cache unless c is nil.
-func appendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace, c *addrCache) []byte {
+func appendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace, c *lineCache) []byte {
 	b = e.Time.AppendFormat(b, TextTime)
 	b = append(b, ' ')
 	if ns != nil {
@@ -103,7 +103,7 @@ func appendText(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace, c *
 }
 
 // appendEndpoint writes addr.port as tcpdump does (also for IPv6).
-func appendEndpoint(b []byte, c *addrCache, ap netip.AddrPort) []byte {
+func appendEndpoint(b []byte, c *lineCache, ap netip.AddrPort) []byte {
 	b = c.appendAddr(b, ap.Addr())
 	b = append(b, '.')
 	return strconv.AppendUint(b, uint64(ap.Port()), 10)
@@ -117,19 +117,10 @@ func AppendJSON(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace) []b
 }
 
 // appendJSON is AppendJSON, with an address cache unless c is nil.
-func appendJSON(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace, c *addrCache) []byte {
+func appendJSON(b []byte, e *sniff.Event, v *explain.Verdict, ns *Namespace, c *lineCache) []byte {
 	b = append(b, `{"time":"`...)
-	b = appendJSONTime(b, e.Time)
-	b = append(b, `","ifname":`...)
-	b = safe.AppendJSON(b, e.Ifname)
-	b = append(b, `,"ifindex":`...)
-	b = strconv.AppendInt(b, int64(e.Ifindex), 10)
-	b = append(b, `,"direction":"`...)
-	b = append(b, e.Direction.String()...)
-	b = append(b, `","family":"`...)
-	b = append(b, e.Family.String()...)
-	b = append(b, `","src":"`...)
-	b = c.appendAddr(b, e.Src.Addr())
+	b = c.appendTime(b, e.Time)
+	b = c.appendHead(b, e)
 	b = append(b, `","src_port":`...)
 	b = strconv.AppendUint(b, uint64(e.Src.Port()), 10)
 	b = append(b, `,"dst":"`...)
