@@ -80,14 +80,8 @@ func (c *lineCache) appendTime(b []byte, t time.Time) []byte {
 		}
 		return b
 	}
-	ns := t.Nanosecond()
 	b = append(b, c.secText[:c.secN]...)
-	b = append(b, '.')
-	b = append2(b, ns/10000000)
-	b = append2(b, ns/100000%100)
-	b = append2(b, ns/1000%100)
-	b = append2(b, ns/10%100)
-	return append(b, byte('0'+ns%10), 'Z')
+	return appendFraction(b, t.Nanosecond())
 }
 
 // appendHead appends the JSON fields from ifname to the source address

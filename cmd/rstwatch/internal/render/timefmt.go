@@ -26,6 +26,12 @@ func appendJSONTime(b []byte, t time.Time) []byte {
 	b = append2(b, minute)
 	b = append(b, ':')
 	b = append2(b, sec)
+	return appendFraction(b, ns)
+}
+
+// appendFraction appends the end of a JSONTime: the nanoseconds ns, all
+// nine digits, after the point, and the Z.
+func appendFraction(b []byte, ns int) []byte {
 	b = append(b, '.')
 	b = append2(b, ns/10000000)
 	b = append2(b, ns/100000%100)
