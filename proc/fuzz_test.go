@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
@@ -160,6 +161,52 @@ func FuzzDecodeDiag(f *testing.F) {
 			again, _, err := decodeDiag(encodeSocket(s), 0, nil)
 			if err != nil || len(again) != 1 || again[0] != s {
 				t.Fatalf("roundtrip of %+v = %+v, %v", s, again, err)
+			}
+		}
+	})
+}
+
+// statusUIDReference is statusUID as it was written first (a line scanner
+// and bytes.Fields), kept to check the allocation-free one against.
+func statusUIDReference(b []byte) uint32 {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("Uid:")); ok {
+			f := bytes.Fields(rest)
+			if len(f) > 0 {
+				if v, ok := parseDec(f[0], 32); ok {
+					return uint32(v)
+				}
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
+// FuzzProcFiles checks the parsers of a process's small /proc files
+// (status, cgroup, an fd link) for panics, and statusUID against the
+// reference on plain ASCII text, where the two must agree.
+func FuzzProcFiles(f *testing.F) {
+	f.Add([]byte("Name:\tnginx\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t33\t33\t33\t33\nGid:\t0\t0\t0\t0\n"))
+	f.Add([]byte("Uid: 4294967295 0\n"))
+	f.Add([]byte("Uid:\t4294967296\n"))
+	f.Add([]byte("0::/system.slice/nginx.service\n"))
+	f.Add([]byte("12:memory:/docker/abc\n1:name=systemd:/\n"))
+	f.Add([]byte("socket:[123456]"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		uid := statusUID(b)
+		_ = cgroupPath(b)
+		_, _ = socketInode(b)
+		plain := len(b) < 60000
+		for _, c := range b {
+			if c != '\n' && c != '\t' && (c < ' ' || c > '~') {
+				plain = false
+			}
+		}
+		if plain {
+			if want := statusUIDReference(b); uid != want {
+				t.Fatalf("statusUID(%q) = %d, the reference %d", b, uid, want)
 			}
 		}
 	})

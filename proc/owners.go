@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"errors"
@@ -100,7 +99,9 @@ type Owners struct {
 	cfg OwnersConfig
 	now func() time.Time
 
-	refreshMu  sync.Mutex // serialises Refresh; guards procState.fds and recent
+	refreshMu sync.Mutex // serialises Refresh; guards procState.fds, recent and scratch
+	// scratch holds the small /proc file scan is reading.
+	scratch    []byte
 	gen        uint64
 	lastList   time.Time
 	lastRescan time.Time
@@ -596,7 +597,10 @@ func (o *Owners) scan(pid int, prev *procState, mode readMode) scanned {
 			known = prev.fds
 		}
 		r.fds = make([]fdInode, 0, len(names))
-		buf := make([]byte, 0, len(fdDir)+16)
+		buf := make([]byte, 0, len(fdDir)+24)
+		// A socket's link is "socket:[N]", at most 30 bytes; a longer
+		// target (a file's path) is cut and is not a socket.
+		var link [32]byte
 		for _, n := range names {
 			fd, err := strconv.Atoi(n)
 			if err != nil {
@@ -606,8 +610,8 @@ func (o *Owners) scan(pid int, prev *procState, mode readMode) scanned {
 				r.fds = append(r.fds, known[i])
 				continue
 			}
-			buf = append(append(append(buf[:0], fdDir...), '/'), n...)
-			target, err := os.Readlink(string(buf))
+			buf = append(append(append(append(buf[:0], fdDir...), '/'), n...), 0)
+			ln, err := readlink(buf, link[:])
 			if errors.Is(err, fs.ErrPermission) {
 				// The ptrace access check failed: the directory was
 				// readable (our uid) but the process holds capabilities
@@ -619,7 +623,7 @@ func (o *Owners) scan(pid int, prev *procState, mode readMode) scanned {
 			if err != nil {
 				continue // fd closed meanwhile, or process gone: skip
 			}
-			ino, _ := socketInode(target)
+			ino, _ := socketInode(link[:ln])
 			r.fds = append(r.fds, fdInode{fd, ino})
 		}
 		slices.SortFunc(r.fds, func(a, b fdInode) int { return cmp.Compare(a.fd, b.fd) })
@@ -628,7 +632,7 @@ func (o *Owners) scan(pid int, prev *procState, mode readMode) scanned {
 		return r // comm, uid and cgroup are kept
 	}
 	r.meta = true
-	if b, err := os.ReadFile(filepath.Join(base, "comm")); err == nil {
+	if b, err := o.readSmall(filepath.Join(base, "comm")); err == nil {
 		r.proc.Comm = string(bytes.TrimRight(b, "\n"))
 	} else if processGone(err) {
 		r.gone = true
@@ -638,37 +642,80 @@ func (o *Owners) scan(pid int, prev *procState, mode readMode) scanned {
 		r.proc.UID, r.proc.Cgroup = prev.UID, prev.Cgroup
 		return r
 	}
-	if b, err := os.ReadFile(filepath.Join(base, "status")); err == nil {
+	if b, err := o.readSmall(filepath.Join(base, "status")); err == nil {
 		r.proc.UID = statusUID(b)
 	}
-	if b, err := os.ReadFile(filepath.Join(base, "cgroup")); err == nil {
+	if b, err := o.readSmall(filepath.Join(base, "cgroup")); err == nil {
 		r.proc.Cgroup = cgroupPath(b)
 	}
 	return r
 }
 
+// readSmall reads the whole of a small file (comm, status, cgroup) into
+// o.scratch, which the result aliases until the next call: three syscalls
+// and no allocation, where os.ReadFile also stats the file, tries the
+// poller and allocates a buffer. A first scan reads three such files for
+// every process on the host, and that was a fifth of rstwatch's start-up.
+func (o *Owners) readSmall(path string) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	for err == syscall.EINTR {
+		fd, err = syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	if cap(o.scratch) == 0 {
+		o.scratch = make([]byte, 0, 4096)
+	}
+	b := o.scratch[:0]
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, cap(b))
+		}
+		n, err := syscall.Read(fd, b[len(b):cap(b)])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err != nil:
+			return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+		case n == 0:
+			if cap(b) <= 64<<10 { // a huge file is not kept
+				o.scratch = b[:0]
+			}
+			return b, nil
+		}
+		b = b[:len(b)+n]
+	}
+}
+
 // socketInode parses a /proc/PID/fd link target of the form "socket:[N]".
-func socketInode(target string) (uint64, bool) {
+func socketInode(target []byte) (uint64, bool) {
 	const pre = "socket:["
-	if len(target) < len(pre)+2 || target[:len(pre)] != pre || target[len(target)-1] != ']' {
+	if len(target) < len(pre)+2 || string(target[:len(pre)]) != pre || target[len(target)-1] != ']' {
 		return 0, false
 	}
-	return parseDec([]byte(target[len(pre):len(target)-1]), 64)
+	return parseDec(target[len(pre):len(target)-1], 64)
 }
 
 // statusUID returns the real UID from /proc/PID/status ("Uid:\treal\teffective\tsaved\tfs").
+// It allocates nothing: a first scan reads every process's status.
 func statusUID(b []byte) uint32 {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("Uid:")); ok {
-			f := bytes.Fields(rest)
-			if len(f) > 0 {
-				if v, ok := parseDec(f[0], 32); ok {
-					return uint32(v)
-				}
-			}
-			return 0
+	for len(b) > 0 {
+		var line []byte
+		line, b, _ = bytes.Cut(b, []byte("\n"))
+		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		if !ok {
+			continue
 		}
+		rest = bytes.TrimLeft(rest, " \t")
+		if i := bytes.IndexAny(rest, " \t\r\v\f"); i >= 0 {
+			rest = rest[:i]
+		}
+		if v, ok := parseDec(rest, 32); ok {
+			return uint32(v)
+		}
+		return 0
 	}
 	return 0
 }
