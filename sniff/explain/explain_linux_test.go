@@ -95,9 +95,7 @@ func TestIntegrationExplainState(t *testing.T) {
 func TestIntegrationExplainAllocs(t *testing.T) {
 	ns := netnstest.New(t)
 	x := openIn(t, ns)
-	e := &sniff.Event{Segment: sniff.Segment{Family: sniff.IPv4,
-		Src: netip.MustParseAddrPort("127.0.0.1:7211"), Dst: netip.MustParseAddrPort("127.0.0.1:40000"),
-		Flags: sniff.FlagRST | sniff.FlagACK, Ack: 1}}
+	e := refusedReset(7211)
 	var v explain.Verdict
 	allocs := testing.AllocsPerRun(200, func() { x.Explain(e, &v) })
 	t.Logf("Explain of a refused reset: %.1f allocations", allocs)
@@ -106,12 +104,18 @@ func TestIntegrationExplainAllocs(t *testing.T) {
 	}
 }
 
+// refusedReset is the reset of a SYN to 127.0.0.1:port from
+// 127.0.0.1:40000, as the kernel sends it.
+func refusedReset(port uint16) *sniff.Event {
+	return &sniff.Event{Segment: sniff.Segment{Family: sniff.IPv4,
+		Src: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), Dst: netip.MustParseAddrPort("127.0.0.1:40000"),
+		Flags: sniff.FlagRST | sniff.FlagACK, Ack: 1}}
+}
+
 func BenchmarkExplainRefused(b *testing.B) {
 	ns := netnstest.New(b)
 	x := openIn(&testing.T{}, ns)
-	e := &sniff.Event{Segment: sniff.Segment{Family: sniff.IPv4,
-		Src: netip.MustParseAddrPort("127.0.0.1:7211"), Dst: netip.MustParseAddrPort("127.0.0.1:40000"),
-		Flags: sniff.FlagRST | sniff.FlagACK, Ack: 1}}
+	e := refusedReset(7211)
 	var v explain.Verdict
 	b.ReportAllocs()
 	for b.Loop() {
@@ -129,9 +133,7 @@ func TestIntegrationExplainListenerBoundSinceSnapshot(t *testing.T) {
 	x := openIn(t, ns) // the snapshot: nothing listens on 7410
 	var ln net.Listener
 	ns.Do(t, func() (err error) { ln, err = net.Listen("tcp", "127.0.0.1:7410"); return err })
-	e := &sniff.Event{Segment: sniff.Segment{Family: sniff.IPv4,
-		Src: netip.MustParseAddrPort("127.0.0.1:7410"), Dst: netip.MustParseAddrPort("127.0.0.1:40000"),
-		Flags: sniff.FlagRST | sniff.FlagACK, Ack: 1}}
+	e := refusedReset(7410)
 	var v explain.Verdict
 	x.Explain(e, &v)
 	if v.Cause != explain.Rejected || v.Sender.Listening != explain.True || !v.Sender.ListenChecked {
@@ -152,9 +154,7 @@ func TestIntegrationExplainListenerBoundSinceSnapshot(t *testing.T) {
 func BenchmarkExplainRefusedManyPorts(b *testing.B) {
 	ns := netnstest.New(b)
 	x := openIn(&testing.T{}, ns)
-	e := &sniff.Event{Segment: sniff.Segment{Family: sniff.IPv4,
-		Src: netip.MustParseAddrPort("127.0.0.1:7211"), Dst: netip.MustParseAddrPort("127.0.0.1:40000"),
-		Flags: sniff.FlagRST | sniff.FlagACK, Ack: 1}}
+	e := refusedReset(7211)
 	var v explain.Verdict
 	b.ReportAllocs()
 	port := uint16(10000)
