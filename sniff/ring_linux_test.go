@@ -181,9 +181,11 @@ func BenchmarkNext(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				for range n {
+				for i := range n {
 					if err := s.Next(&e); err != nil {
-						b.Fatalf("failed to read: %v", err)
+						st, _ := s.Stats()
+						b.Fatalf("failed to read reset %d of %d (after %d): %v; kernel: %+v, duplicates %d, undecodable %d",
+							i, n, done, err, st, s.Duplicates(), s.Undecodable())
 					}
 				}
 			}
